@@ -13,11 +13,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _generate_protos() -> None:
-  spec = importlib.util.spec_from_file_location(
-      'remax_tf_proto_generate', os.path.join(HERE, 'protos', 'generate.py'))
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  module.generate(HERE)
+    spec = importlib.util.spec_from_file_location(
+        "remax_tf_proto_generate", os.path.join(HERE, "protos", "generate.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.generate(HERE)
 
 
 _generate_protos()
@@ -26,33 +27,34 @@ _generate_protos()
 # pins TensorFlow 2.20. protobuf >= the gencode version of grpcio-tools'
 # protoc (7.35.1 for grpcio-tools 1.85.1).
 INSTALL_REQUIRES = [
-    'tensorflow==2.20.0',
-    'tf-keras==2.20.1',
-    'tf-models-official==2.20.0',
-    'protobuf>=7.35.1',
-    'grpcio-tools==1.85.1',
-    'pycocotools>=2.0.8',
-    'absl-py>=1.4.0',
-    'numpy>=1.26',
-    'pillow>=10.0',
-    'matplotlib>=3.8',
+    "tensorflow==2.20.0",
+    "tf-keras==2.20.1",
+    "tf-models-official==2.20.0",
+    "protobuf>=7.35.1",
+    "grpcio-tools==1.85.1",
+    "pycocotools>=2.0.8",
+    "absl-py>=1.4.0",
+    "numpy>=1.26",
+    "pillow>=10.0",
+    "matplotlib>=3.8",
 ]
 
 setuptools.setup(
-    name='remax_tf',
-    version='0.1.0',
-    description=('ReMaX and kMaX-DeepLab panoptic segmentation in TensorFlow, '
-                 'DeepLab2-compatible, with MobileNetV3 and TFLite export.'),
-    long_description=open(os.path.join(HERE, 'README.md'),
-                          encoding='utf-8').read(),
-    long_description_content_type='text/markdown',
-    license='Apache-2.0',
-    python_requires='>=3.10,<3.13',
-    packages=setuptools.find_packages(include=['remax_tf', 'remax_tf.*']),
-    package_data={'remax_tf': ['data/metadata/*.json']},
+    name="remax_tf",
+    version="0.1.0",
+    description=(
+        "ReMaX and kMaX-DeepLab panoptic segmentation in TensorFlow, "
+        "DeepLab2-compatible, with MobileNetV3 and TFLite export."
+    ),
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10,<3.13",
+    packages=setuptools.find_packages(include=["remax_tf", "remax_tf.*"]),
+    package_data={"remax_tf": ["data/metadata/*.json"]},
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        'test': ['pytest>=8.0', 'scipy>=1.11', 'ruff>=0.5'],
-        'tflite': ['ai-edge-litert>=1.0'],
+        "test": ["pytest>=8.0", "scipy>=1.11", "ruff>=0.5"],
+        "tflite": ["ai-edge-litert>=1.0"],
     },
 )

@@ -2,8 +2,8 @@
 
 
 class ConfigError(ValueError):
-  """A config file, override or combination of fields is invalid.
+    """A config file, override or combination of fields is invalid.
 
-  The message names the file (and line) or the field, the offending value and
-  how to fix it.
-  """
+    The message names the file (and line) or the field, the offending value and
+    how to fix it.
+    """

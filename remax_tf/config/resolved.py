@@ -17,114 +17,125 @@ from remax_tf.protos import model_pb2
 # stride 32 down to stride 4; stride 2 (Cityscapes) adds one more stage.
 PIXEL_DECODER_WIDTHS = (512, 256, 128, 64, 32)
 PIXEL_DECODER_NUM_BLOCKS = (1, 5, 1, 1, 1)
-PIXEL_DECODER_BLOCK_TYPES = ('axial', 'axial', 'bottleneck', 'bottleneck',
-                             'bottleneck')
+PIXEL_DECODER_BLOCK_TYPES = ("axial", "axial", "bottleneck", "bottleneck", "bottleneck")
 # DeepLab2 model/builder.py, create_kmax_meta_transformer_decoder: num_blocks
 # (2, 2, 2) attending to the pixel-decoder outputs at strides 32, 16, 8.
 TRANSFORMER_DECODER_NUM_BLOCKS = (2, 2, 2)
 TRANSFORMER_DECODER_STRIDES = (32, 16, 8)
 # ReMaX semantic head ASPP rates (kMaX's auxiliary ASPP: 6, 12, 18).
 REMAX_SEMANTIC_HEAD_ATROUS_RATES = (6, 12, 18)
-BLOCK_TYPES = ('axial', 'bottleneck')
-REMAX_ACTIVATIONS = ('sigmoid', 'softmax')
+BLOCK_TYPES = ("axial", "bottleneck")
+REMAX_ACTIVATIONS = ("sigmoid", "softmax")
 
 
 @dataclasses.dataclass(frozen=True)
 class ReMaXSettings:
-  """ReMaX switches (paper Sec. 3); ``enabled=False`` is plain kMaX."""
-  enabled: bool = False
-  num_relaxed_stages: int = 4
-  semantic_loss_weight: float = 0.5
-  eta: float = 0.1
-  activation: str = 'softmax'
-  stop_gradient: bool = True
-  semantic_head_channels: int = 256
-  semantic_head_atrous_rates: Tuple[int, ...] = REMAX_SEMANTIC_HEAD_ATROUS_RATES
-  use_ground_truth_semantic: bool = False
-  keep_at_inference: bool = False
+    """ReMaX switches (paper Sec. 3); ``enabled=False`` is plain kMaX."""
+
+    enabled: bool = False
+    num_relaxed_stages: int = 4
+    semantic_loss_weight: float = 0.5
+    eta: float = 0.1
+    activation: str = "softmax"
+    stop_gradient: bool = True
+    semantic_head_channels: int = 256
+    semantic_head_atrous_rates: Tuple[int, ...] = REMAX_SEMANTIC_HEAD_ATROUS_RATES
+    use_ground_truth_semantic: bool = False
+    keep_at_inference: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class KMaXSettings:
-  """Architecture settings of a kMaX-DeepLab model."""
-  num_mask_slots: int
-  use_auxiliary_semantic_decoder: bool
-  pixel_decoder_output_stride: int
-  pixel_decoder_widths: Tuple[int, ...]
-  pixel_decoder_num_blocks: Tuple[int, ...]
-  pixel_decoder_block_types: Tuple[str, ...]
-  pixel_decoder_strides: Tuple[int, ...]
-  transformer_decoder_num_blocks: Tuple[int, ...]
-  transformer_decoder_strides: Tuple[int, ...]
-  transformer_decoder_drop_path_keep_prob: float
-  transformer_decoder_channels: int
-  transformer_decoder_num_heads: int
-  transformer_decoder_ffn_channels: int
-  class_head_void_prior: float
-  remax: ReMaXSettings
+    """Architecture settings of a kMaX-DeepLab model."""
 
-  @property
-  def num_transformer_layers(self) -> int:
-    return sum(self.transformer_decoder_num_blocks)
+    num_mask_slots: int
+    use_auxiliary_semantic_decoder: bool
+    pixel_decoder_output_stride: int
+    pixel_decoder_widths: Tuple[int, ...]
+    pixel_decoder_num_blocks: Tuple[int, ...]
+    pixel_decoder_block_types: Tuple[str, ...]
+    pixel_decoder_strides: Tuple[int, ...]
+    transformer_decoder_num_blocks: Tuple[int, ...]
+    transformer_decoder_strides: Tuple[int, ...]
+    transformer_decoder_drop_path_keep_prob: float
+    transformer_decoder_channels: int
+    transformer_decoder_num_heads: int
+    transformer_decoder_ffn_channels: int
+    class_head_void_prior: float
+    remax: ReMaXSettings
+
+    @property
+    def num_transformer_layers(self) -> int:
+        return sum(self.transformer_decoder_num_blocks)
 
 
 def _stage_count(output_stride: int) -> int:
-  # Stages at strides 32, 16, ..., output_stride.
-  count, stride = 1, 32
-  while stride > output_stride:
-    stride //= 2
-    count += 1
-  return count
+    # Stages at strides 32, 16, ..., output_stride.
+    count, stride = 1, 32
+    while stride > output_stride:
+        stride //= 2
+        count += 1
+    return count
 
 
 def resolve_remax_settings(options: model_pb2.ModelOptions) -> ReMaXSettings:
-  if not options.HasField('remax') or not options.remax.enabled:
-    return ReMaXSettings(enabled=False)
-  r = options.remax
-  return ReMaXSettings(
-      enabled=True,
-      num_relaxed_stages=r.num_relaxed_stages,
-      semantic_loss_weight=r.semantic_loss_weight,
-      eta=r.eta,
-      activation=r.activation,
-      stop_gradient=r.stop_gradient,
-      semantic_head_channels=r.semantic_head_channels,
-      semantic_head_atrous_rates=(tuple(r.semantic_head_atrous_rates) or
-                                  REMAX_SEMANTIC_HEAD_ATROUS_RATES),
-      use_ground_truth_semantic=r.use_ground_truth_semantic,
-      keep_at_inference=r.keep_at_inference)
+    if not options.HasField("remax") or not options.remax.enabled:
+        return ReMaXSettings(enabled=False)
+    r = options.remax
+    return ReMaXSettings(
+        enabled=True,
+        num_relaxed_stages=r.num_relaxed_stages,
+        semantic_loss_weight=r.semantic_loss_weight,
+        eta=r.eta,
+        activation=r.activation,
+        stop_gradient=r.stop_gradient,
+        semantic_head_channels=r.semantic_head_channels,
+        semantic_head_atrous_rates=(
+            tuple(r.semantic_head_atrous_rates) or REMAX_SEMANTIC_HEAD_ATROUS_RATES
+        ),
+        use_ground_truth_semantic=r.use_ground_truth_semantic,
+        keep_at_inference=r.keep_at_inference,
+    )
 
 
-def resolve_kmax_settings(options: model_pb2.ModelOptions,
-                          descriptor: DatasetDescriptor) -> KMaXSettings:
-  """Fills unset kMaX fields from the dataset's defaults (DeepLab2's)."""
-  m = options.max_deeplab
-  defaults = descriptor.kmax_defaults
+def resolve_kmax_settings(
+    options: model_pb2.ModelOptions, descriptor: DatasetDescriptor
+) -> KMaXSettings:
+    """Fills unset kMaX fields from the dataset's defaults (DeepLab2's)."""
+    m = options.max_deeplab
+    defaults = descriptor.kmax_defaults
 
-  def pick(field: str):
-    return getattr(m, field) if m.HasField(field) else getattr(defaults, field)
+    def pick(field: str):
+        return getattr(m, field) if m.HasField(field) else getattr(defaults, field)
 
-  output_stride = pick('pixel_decoder_output_stride')
-  stages = _stage_count(output_stride)
-  return KMaXSettings(
-      num_mask_slots=pick('num_mask_slots'),
-      use_auxiliary_semantic_decoder=pick('use_auxiliary_semantic_decoder'),
-      pixel_decoder_output_stride=output_stride,
-      pixel_decoder_widths=(tuple(m.pixel_decoder_widths) or
-                            PIXEL_DECODER_WIDTHS[:stages]),
-      pixel_decoder_num_blocks=(tuple(m.pixel_decoder_num_blocks) or
-                                PIXEL_DECODER_NUM_BLOCKS[:stages]),
-      pixel_decoder_block_types=(tuple(m.pixel_decoder_block_types) or
-                                 PIXEL_DECODER_BLOCK_TYPES[:stages]),
-      pixel_decoder_strides=tuple(32 // 2**i for i in range(stages)),
-      transformer_decoder_num_blocks=(tuple(m.transformer_decoder_num_blocks)
-                                      or TRANSFORMER_DECODER_NUM_BLOCKS),
-      transformer_decoder_strides=(tuple(m.transformer_decoder_strides) or
-                                   TRANSFORMER_DECODER_STRIDES),
-      transformer_decoder_drop_path_keep_prob=pick(
-          'transformer_decoder_drop_path_keep_prob'),
-      transformer_decoder_channels=m.transformer_decoder_channels,
-      transformer_decoder_num_heads=m.transformer_decoder_num_heads,
-      transformer_decoder_ffn_channels=m.transformer_decoder_ffn_channels,
-      class_head_void_prior=m.class_head_void_prior,
-      remax=resolve_remax_settings(options))
+    output_stride = pick("pixel_decoder_output_stride")
+    stages = _stage_count(output_stride)
+    return KMaXSettings(
+        num_mask_slots=pick("num_mask_slots"),
+        use_auxiliary_semantic_decoder=pick("use_auxiliary_semantic_decoder"),
+        pixel_decoder_output_stride=output_stride,
+        pixel_decoder_widths=(
+            tuple(m.pixel_decoder_widths) or PIXEL_DECODER_WIDTHS[:stages]
+        ),
+        pixel_decoder_num_blocks=(
+            tuple(m.pixel_decoder_num_blocks) or PIXEL_DECODER_NUM_BLOCKS[:stages]
+        ),
+        pixel_decoder_block_types=(
+            tuple(m.pixel_decoder_block_types) or PIXEL_DECODER_BLOCK_TYPES[:stages]
+        ),
+        pixel_decoder_strides=tuple(32 // 2**i for i in range(stages)),
+        transformer_decoder_num_blocks=(
+            tuple(m.transformer_decoder_num_blocks) or TRANSFORMER_DECODER_NUM_BLOCKS
+        ),
+        transformer_decoder_strides=(
+            tuple(m.transformer_decoder_strides) or TRANSFORMER_DECODER_STRIDES
+        ),
+        transformer_decoder_drop_path_keep_prob=pick(
+            "transformer_decoder_drop_path_keep_prob"
+        ),
+        transformer_decoder_channels=m.transformer_decoder_channels,
+        transformer_decoder_num_heads=m.transformer_decoder_num_heads,
+        transformer_decoder_ffn_channels=m.transformer_decoder_ffn_channels,
+        class_head_void_prior=m.class_head_void_prior,
+        remax=resolve_remax_settings(options),
+    )

@@ -4,193 +4,246 @@ from __future__ import annotations
 
 from typing import List
 
-from remax_tf.config.errors import ConfigError
 from remax_tf.config import resolved
+from remax_tf.config.errors import ConfigError
 from remax_tf.data import datasets
 from remax_tf.model.pixel_encoder import registry
 from remax_tf.protos import config_pb2
 
-LEARNING_POLICIES = ('poly', 'step', 'cosine', 'constant')
-OPTIMIZERS = ('adam', 'adamw', 'sgd')
-POST_PROCESSINGS = ('pixelwise', 'maskwise')
-COPY_PASTE_OPTIONS = ('random', 'none', 'all')
+LEARNING_POLICIES = ("poly", "step", "cosine", "constant")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+POST_PROCESSINGS = ("pixelwise", "maskwise")
+COPY_PASTE_OPTIONS = ("random", "none", "all")
 
 
 def _check_crop(problems: List[str], field: str, crop) -> None:
-  crop = list(crop)
-  if not crop:
-    return
-  if len(crop) != 2:
-    problems.append(f'{field} = {crop}: give two values (height, width).')
-    return
-  for side in crop:
-    if side < 33 or (side - 1) % 32:
-      k = max(1, round((side - 1) / 32))
-      problems.append(
-          f'{field} = {crop}: {side} is not of the form 32k+1 (the model '
-          f'downsamples to stride 32 with aligned corners). Fix: use '
-          f'{32 * k + 1}.')
-      return
+    crop = list(crop)
+    if not crop:
+        return
+    if len(crop) != 2:
+        problems.append(f"{field} = {crop}: give two values (height, width).")
+        return
+    for side in crop:
+        if side < 33 or (side - 1) % 32:
+            k = max(1, round((side - 1) / 32))
+            problems.append(
+                f"{field} = {crop}: {side} is not of the form 32k+1 (the model "
+                f"downsamples to stride 32 with aligned corners). Fix: use "
+                f"{32 * k + 1}."
+            )
+            return
 
 
-def _check_dataset(problems: List[str], prefix: str,
-                   options: config_pb2.DatasetOptions,
-                   num_replicas: int) -> None:
-  if options.dataset:
-    try:
-      datasets.get_dataset_descriptor(options.dataset)
-    except (KeyError, ValueError) as e:
-      problems.append(f'{prefix}.dataset = {options.dataset!r}: '
-                      f'{str(e).strip(chr(34) + chr(39))}')
-  _check_crop(problems, f'{prefix}.crop_size', options.crop_size)
-  if options.batch_size < 1 or options.batch_size % num_replicas:
-    problems.append(
-        f'{prefix}.batch_size = {options.batch_size}: the global batch must '
-        f'be a positive multiple of the {num_replicas} replica(s). Fix: use '
-        f'{max(1, options.batch_size // num_replicas) * num_replicas}.')
-  aug = options.augmentations
-  if aug.min_scale_factor > aug.max_scale_factor:
-    problems.append(
-        f'{prefix}.augmentations: min_scale_factor {aug.min_scale_factor} > '
-        f'max_scale_factor {aug.max_scale_factor}.')
-  cp = aug.panoptic_copy_paste
-  for name in ('thing', 'stuff', 'void'):
-    value = getattr(cp, f'panoptic_copy_paste_{name}_option')
-    if value not in COPY_PASTE_OPTIONS:
-      problems.append(
-          f'{prefix}.augmentations.panoptic_copy_paste.panoptic_copy_paste_'
-          f'{name}_option = {value!r}: use one of {COPY_PASTE_OPTIONS}.')
+def _check_dataset(
+    problems: List[str],
+    prefix: str,
+    options: config_pb2.DatasetOptions,
+    num_replicas: int,
+) -> None:
+    if options.dataset:
+        try:
+            datasets.get_dataset_descriptor(options.dataset)
+        except (KeyError, ValueError) as e:
+            problems.append(
+                f"{prefix}.dataset = {options.dataset!r}: "
+                f"{str(e).strip(chr(34) + chr(39))}"
+            )
+    _check_crop(problems, f"{prefix}.crop_size", options.crop_size)
+    if options.batch_size < 1 or options.batch_size % num_replicas:
+        problems.append(
+            f"{prefix}.batch_size = {options.batch_size}: the global batch must "
+            f"be a positive multiple of the {num_replicas} replica(s). Fix: use "
+            f"{max(1, options.batch_size // num_replicas) * num_replicas}."
+        )
+    aug = options.augmentations
+    if aug.min_scale_factor > aug.max_scale_factor:
+        problems.append(
+            f"{prefix}.augmentations: min_scale_factor {aug.min_scale_factor} > "
+            f"max_scale_factor {aug.max_scale_factor}."
+        )
+    cp = aug.panoptic_copy_paste
+    for name in ("thing", "stuff", "void"):
+        value = getattr(cp, f"panoptic_copy_paste_{name}_option")
+        if value not in COPY_PASTE_OPTIONS:
+            problems.append(
+                f"{prefix}.augmentations.panoptic_copy_paste.panoptic_copy_paste_"
+                f"{name}_option = {value!r}: use one of {COPY_PASTE_OPTIONS}."
+            )
 
 
 def _check_unit(problems: List[str], field: str, value: float) -> None:
-  if not 0.0 <= value <= 1.0:
-    problems.append(f'{field} = {value}: must lie in [0, 1].')
+    if not 0.0 <= value <= 1.0:
+        problems.append(f"{field} = {value}: must lie in [0, 1].")
 
 
-def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions
-                ) -> None:
-  model = config.model_options
-  name = model.backbone.name
-  if name not in registry.KMAX_BACKBONES:
-    problems.append(
-        f'model_options.backbone.name = {name!r}: not a kMaX backbone. Known: '
-        f'{", ".join(registry.known_backbones())}.')
-  m = model.max_deeplab
-  if m.HasField('pixel_decoder_output_stride') and (
-      m.pixel_decoder_output_stride not in (2, 4, 8, 16, 32)):
-    problems.append(
-        'model_options.max_deeplab.pixel_decoder_output_stride = '
-        f'{m.pixel_decoder_output_stride}: use 2, 4, 8, 16 or 32.')
-    return
-  dataset = config.train_dataset_options.dataset or 'coco_panoptic'
-  try:
-    descriptor = datasets.get_dataset_descriptor(dataset)
-  except (KeyError, ValueError):
-    return  # Reported by _check_dataset.
-  k = resolved.resolve_kmax_settings(model, descriptor)
-  stages = len(k.pixel_decoder_strides)
-  for field in ('pixel_decoder_widths', 'pixel_decoder_num_blocks',
-                'pixel_decoder_block_types'):
-    if len(getattr(k, field)) != stages:
-      problems.append(
-          f'model_options.max_deeplab.{field} = {list(getattr(k, field))}: '
-          f'needs {stages} entries, one per stage at strides '
-          f'{list(k.pixel_decoder_strides)}.')
-  for t in k.pixel_decoder_block_types:
-    if t not in resolved.BLOCK_TYPES:
-      problems.append(f'model_options.max_deeplab.pixel_decoder_block_types: '
-                      f'{t!r} is not one of {resolved.BLOCK_TYPES}.')
-  if len(k.transformer_decoder_num_blocks) != len(
-      k.transformer_decoder_strides):
-    problems.append(
-        'model_options.max_deeplab.transformer_decoder_num_blocks '
-        f'{list(k.transformer_decoder_num_blocks)} and '
-        f'transformer_decoder_strides {list(k.transformer_decoder_strides)} '
-        'must have the same length.')
-  for s in k.transformer_decoder_strides:
-    if s not in k.pixel_decoder_strides:
-      problems.append(
-          f'model_options.max_deeplab.transformer_decoder_strides: {s} is not '
-          f'a pixel-decoder stride {list(k.pixel_decoder_strides)}.')
-  if k.num_mask_slots < 1:
-    problems.append(f'model_options.max_deeplab.num_mask_slots = '
-                    f'{k.num_mask_slots}: must be positive.')
-  if k.transformer_decoder_channels % max(1, k.transformer_decoder_num_heads):
-    problems.append(
-        'model_options.max_deeplab.transformer_decoder_channels '
-        f'{k.transformer_decoder_channels} is not divisible by '
-        f'transformer_decoder_num_heads {k.transformer_decoder_num_heads}.')
-  _check_unit(problems, 'model_options.max_deeplab.'
-              'transformer_decoder_drop_path_keep_prob',
-              k.transformer_decoder_drop_path_keep_prob)
-  _check_unit(problems, 'model_options.backbone.drop_path_keep_prob',
-              model.backbone.drop_path_keep_prob)
-  r = k.remax
-  if r.enabled:
-    if r.activation not in resolved.REMAX_ACTIVATIONS:
-      problems.append(f'model_options.remax.activation = {r.activation!r}: '
-                      f'use one of {resolved.REMAX_ACTIVATIONS}.')
-    if r.num_relaxed_stages < 0:
-      problems.append('model_options.remax.num_relaxed_stages = '
-                      f'{r.num_relaxed_stages}: must be >= 0.')
-    _check_unit(problems, 'model_options.remax.eta', r.eta)
-    if r.semantic_loss_weight < 0:
-      problems.append('model_options.remax.semantic_loss_weight = '
-                      f'{r.semantic_loss_weight}: must be >= 0.')
+def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> None:
+    model = config.model_options
+    name = model.backbone.name
+    if name not in registry.KMAX_BACKBONES:
+        problems.append(
+            f"model_options.backbone.name = {name!r}: not a kMaX backbone. Known: "
+            f"{', '.join(registry.known_backbones())}."
+        )
+    m = model.max_deeplab
+    if m.HasField("pixel_decoder_output_stride") and (
+        m.pixel_decoder_output_stride not in (2, 4, 8, 16, 32)
+    ):
+        problems.append(
+            "model_options.max_deeplab.pixel_decoder_output_stride = "
+            f"{m.pixel_decoder_output_stride}: use 2, 4, 8, 16 or 32."
+        )
+        return
+    dataset = config.train_dataset_options.dataset or "coco_panoptic"
+    try:
+        descriptor = datasets.get_dataset_descriptor(dataset)
+    except (KeyError, ValueError):
+        return  # Reported by _check_dataset.
+    k = resolved.resolve_kmax_settings(model, descriptor)
+    stages = len(k.pixel_decoder_strides)
+    for field in (
+        "pixel_decoder_widths",
+        "pixel_decoder_num_blocks",
+        "pixel_decoder_block_types",
+    ):
+        if len(getattr(k, field)) != stages:
+            problems.append(
+                f"model_options.max_deeplab.{field} = {list(getattr(k, field))}: "
+                f"needs {stages} entries, one per stage at strides "
+                f"{list(k.pixel_decoder_strides)}."
+            )
+    for t in k.pixel_decoder_block_types:
+        if t not in resolved.BLOCK_TYPES:
+            problems.append(
+                f"model_options.max_deeplab.pixel_decoder_block_types: "
+                f"{t!r} is not one of {resolved.BLOCK_TYPES}."
+            )
+    if len(k.transformer_decoder_num_blocks) != len(k.transformer_decoder_strides):
+        problems.append(
+            "model_options.max_deeplab.transformer_decoder_num_blocks "
+            f"{list(k.transformer_decoder_num_blocks)} and "
+            f"transformer_decoder_strides {list(k.transformer_decoder_strides)} "
+            "must have the same length."
+        )
+    for s in k.transformer_decoder_strides:
+        if s not in k.pixel_decoder_strides:
+            problems.append(
+                f"model_options.max_deeplab.transformer_decoder_strides: {s} is not "
+                f"a pixel-decoder stride {list(k.pixel_decoder_strides)}."
+            )
+    if k.num_mask_slots < 1:
+        problems.append(
+            f"model_options.max_deeplab.num_mask_slots = "
+            f"{k.num_mask_slots}: must be positive."
+        )
+    if k.transformer_decoder_channels % max(1, k.transformer_decoder_num_heads):
+        problems.append(
+            "model_options.max_deeplab.transformer_decoder_channels "
+            f"{k.transformer_decoder_channels} is not divisible by "
+            f"transformer_decoder_num_heads {k.transformer_decoder_num_heads}."
+        )
+    _check_unit(
+        problems,
+        "model_options.max_deeplab.transformer_decoder_drop_path_keep_prob",
+        k.transformer_decoder_drop_path_keep_prob,
+    )
+    _check_unit(
+        problems,
+        "model_options.backbone.drop_path_keep_prob",
+        model.backbone.drop_path_keep_prob,
+    )
+    r = k.remax
+    if r.enabled:
+        if r.activation not in resolved.REMAX_ACTIVATIONS:
+            problems.append(
+                f"model_options.remax.activation = {r.activation!r}: "
+                f"use one of {resolved.REMAX_ACTIVATIONS}."
+            )
+        if r.num_relaxed_stages < 0:
+            problems.append(
+                "model_options.remax.num_relaxed_stages = "
+                f"{r.num_relaxed_stages}: must be >= 0."
+            )
+        _check_unit(problems, "model_options.remax.eta", r.eta)
+        if r.semantic_loss_weight < 0:
+            problems.append(
+                "model_options.remax.semantic_loss_weight = "
+                f"{r.semantic_loss_weight}: must be >= 0."
+            )
 
 
-def validate_config(config: config_pb2.ExperimentOptions, path: str = '<config>',
-                    num_replicas: int = 1) -> None:
-  """Raises ConfigError listing every problem found in ``config``."""
-  problems: List[str] = []
-  _check_dataset(problems, 'train_dataset_options',
-                 config.train_dataset_options, num_replicas)
-  if config.HasField('eval_dataset_options'):
-    _check_dataset(problems, 'eval_dataset_options',
-                   config.eval_dataset_options, 1)
-  if config.model_options.WhichOneof('meta_architecture') == 'max_deeplab':
-    _check_kmax(problems, config)
-  else:
-    problems.append(
-        'model_options: remax_tf builds kMaX-DeepLab only; set a '
-        '`max_deeplab { ... }` block (found meta_architecture = '
-        f'{config.model_options.WhichOneof("meta_architecture")!r}).')
-  solver = config.trainer_options.solver_options
-  if solver.learning_policy not in LEARNING_POLICIES:
-    problems.append(
-        f'trainer_options.solver_options.learning_policy = '
-        f'{solver.learning_policy!r}: use one of {LEARNING_POLICIES}.')
-  if solver.optimizer not in OPTIMIZERS:
-    problems.append(f'trainer_options.solver_options.optimizer = '
-                    f'{solver.optimizer!r}: use one of {OPTIMIZERS}.')
-  if solver.base_learning_rate <= 0:
-    problems.append(f'trainer_options.solver_options.base_learning_rate = '
-                    f'{solver.base_learning_rate}: must be positive.')
-  for b in solver.lr_decay_boundaries:
-    _check_unit(problems, 'trainer_options.solver_options.lr_decay_boundaries',
-                b)
-  if list(solver.lr_decay_boundaries) != sorted(solver.lr_decay_boundaries):
-    problems.append('trainer_options.solver_options.lr_decay_boundaries = '
-                    f'{list(solver.lr_decay_boundaries)}: must be increasing.')
-  if solver.training_number_of_steps < 1:
-    problems.append('trainer_options.solver_options.training_number_of_steps'
-                    f' = {solver.training_number_of_steps}: must be >= 1.')
-  ev = config.evaluator_options
-  if ev.transformer_post_processing not in POST_PROCESSINGS:
-    problems.append(
-        f'evaluator_options.transformer_post_processing = '
-        f'{ev.transformer_post_processing!r}: use one of {POST_PROCESSINGS}.')
-  _check_unit(problems, 'evaluator_options.pixel_confidence_threshold',
-              ev.pixel_confidence_threshold)
-  _check_unit(problems,
-              'evaluator_options.transformer_class_confidence_threshold',
-              ev.transformer_class_confidence_threshold)
-  mw = ev.maskwise_postprocessing
-  for field in ('transformer_class_confidence_threshold_thing',
-                'transformer_class_confidence_threshold_stuff',
-                'overlapping_threshold'):
-    _check_unit(problems, f'evaluator_options.maskwise_postprocessing.{field}',
-                getattr(mw, field))
-  if problems:
-    lines = '\n  - '.join(problems)
-    raise ConfigError(f'{path}: invalid config:\n  - {lines}')
+def validate_config(
+    config: config_pb2.ExperimentOptions, path: str = "<config>", num_replicas: int = 1
+) -> None:
+    """Raises ConfigError listing every problem found in ``config``."""
+    problems: List[str] = []
+    _check_dataset(
+        problems, "train_dataset_options", config.train_dataset_options, num_replicas
+    )
+    if config.HasField("eval_dataset_options"):
+        _check_dataset(problems, "eval_dataset_options", config.eval_dataset_options, 1)
+    if config.model_options.WhichOneof("meta_architecture") == "max_deeplab":
+        _check_kmax(problems, config)
+    else:
+        problems.append(
+            "model_options: remax_tf builds kMaX-DeepLab only; set a "
+            "`max_deeplab { ... }` block (found meta_architecture = "
+            f"{config.model_options.WhichOneof('meta_architecture')!r})."
+        )
+    solver = config.trainer_options.solver_options
+    if solver.learning_policy not in LEARNING_POLICIES:
+        problems.append(
+            f"trainer_options.solver_options.learning_policy = "
+            f"{solver.learning_policy!r}: use one of {LEARNING_POLICIES}."
+        )
+    if solver.optimizer not in OPTIMIZERS:
+        problems.append(
+            f"trainer_options.solver_options.optimizer = "
+            f"{solver.optimizer!r}: use one of {OPTIMIZERS}."
+        )
+    if solver.base_learning_rate <= 0:
+        problems.append(
+            f"trainer_options.solver_options.base_learning_rate = "
+            f"{solver.base_learning_rate}: must be positive."
+        )
+    for b in solver.lr_decay_boundaries:
+        _check_unit(problems, "trainer_options.solver_options.lr_decay_boundaries", b)
+    if list(solver.lr_decay_boundaries) != sorted(solver.lr_decay_boundaries):
+        problems.append(
+            "trainer_options.solver_options.lr_decay_boundaries = "
+            f"{list(solver.lr_decay_boundaries)}: must be increasing."
+        )
+    if solver.training_number_of_steps < 1:
+        problems.append(
+            "trainer_options.solver_options.training_number_of_steps"
+            f" = {solver.training_number_of_steps}: must be >= 1."
+        )
+    ev = config.evaluator_options
+    if ev.transformer_post_processing not in POST_PROCESSINGS:
+        problems.append(
+            f"evaluator_options.transformer_post_processing = "
+            f"{ev.transformer_post_processing!r}: use one of {POST_PROCESSINGS}."
+        )
+    _check_unit(
+        problems,
+        "evaluator_options.pixel_confidence_threshold",
+        ev.pixel_confidence_threshold,
+    )
+    _check_unit(
+        problems,
+        "evaluator_options.transformer_class_confidence_threshold",
+        ev.transformer_class_confidence_threshold,
+    )
+    mw = ev.maskwise_postprocessing
+    for field in (
+        "transformer_class_confidence_threshold_thing",
+        "transformer_class_confidence_threshold_stuff",
+        "overlapping_threshold",
+    ):
+        _check_unit(
+            problems,
+            f"evaluator_options.maskwise_postprocessing.{field}",
+            getattr(mw, field),
+        )
+    if problems:
+        lines = "\n  - ".join(problems)
+        raise ConfigError(f"{path}: invalid config:\n  - {lines}")
