@@ -108,7 +108,7 @@ def apply_override(
             break
         if (
             field.type != pb_descriptor.FieldDescriptor.TYPE_MESSAGE
-            or field.label == pb_descriptor.FieldDescriptor.LABEL_REPEATED
+            or field.is_repeated
         ):
             raise ConfigError(
                 f"{source}: {dotted!r}: {name!r} is not a singular message field, "
@@ -118,7 +118,7 @@ def apply_override(
     name = parts[-1]
     is_string = field.type == pb_descriptor.FieldDescriptor.TYPE_STRING
     is_message = field.type == pb_descriptor.FieldDescriptor.TYPE_MESSAGE
-    if field.label == pb_descriptor.FieldDescriptor.LABEL_REPEATED:
+    if field.is_repeated:
         items = value[1:-1] if value.startswith("[") and value.endswith("]") else value
         elements = [v.strip() for v in items.split(",") if v.strip()]
         if is_string:
@@ -148,7 +148,7 @@ def _type_name(field: pb_descriptor.FieldDescriptor) -> str:
         if k.startswith("TYPE_")
     }
     kind = names.get(field.type, "value")
-    if field.label == pb_descriptor.FieldDescriptor.LABEL_REPEATED:
+    if field.is_repeated:
         return f"repeated {kind}"
     return kind
 

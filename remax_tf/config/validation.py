@@ -72,8 +72,9 @@ def _check_dataset(
 
 
 def _check_unit(problems: List[str], field: str, value: float) -> None:
+    # Fields are float32: print 1.4, not 1.399999976158142.
     if not 0.0 <= value <= 1.0:
-        problems.append(f"{field} = {value}: must lie in [0, 1].")
+        problems.append(f"{field} = {value:.6g}: must lie in [0, 1].")
 
 
 def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> None:

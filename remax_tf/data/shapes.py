@@ -1,0 +1,415 @@
+"""shapes_panoptic: the embedded synthetic panoptic dataset.
+
+A deterministic, download-free panoptic task for the demo, the tests and the
+benchmarks. Each image has
+
+* stuff: one to three of ``ground`` / ``water`` / ``foliage``, as irregular
+  regions (the argmax of smooth random fields), each with its own texture;
+* things: ``disc`` / ``triangle`` / ``square`` / ``star`` instances whose
+  colour is random (so the class is told by shape, not colour), with sizes
+  from a few pixels to a third of the image, rotated, with same-class
+  instances that touch and occlude each other;
+* crowd: sometimes a cluster of tiny same-class things labelled as one crowd
+  region (DeepLab2 encoding: thing class with instance id 0);
+* void: sometimes an irregular blob labelled with the ignore id;
+* photometric noise and shading.
+
+Labels use the DeepLab2 encoding ``semantic * 256 + instance`` (SPEC 3.2);
+classes are in ``remax_tf.data.datasets.SHAPES_CLASSES``. Every image is a pure
+function of (seed, split, index), so any subset regenerates identically.
+
+    python -m remax_tf.data.shapes --output_dir /tmp/shapes
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from PIL import Image
+
+from remax_tf.data import datasets
+
+DESCRIPTOR_NAME = datasets.SHAPES_PANOPTIC
+_SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
+
+# Class ids (remax_tf.data.datasets.SHAPES_CLASSES).
+VOID = 0
+DISC, TRIANGLE, SQUARE, STAR = 1, 2, 3, 4
+GROUND, WATER, FOLIAGE = 5, 6, 7
+THING_CLASSES = (DISC, TRIANGLE, SQUARE, STAR)
+STUFF_CLASSES = (GROUND, WATER, FOLIAGE)
+
+
+@dataclasses.dataclass(frozen=True)
+class ShapesConfig:
+    """Knobs of the generator (the defaults define shapes_panoptic).
+
+    Attributes:
+      size: Image height and width (129 = 32 * 4 + 1, a valid kMaX crop).
+      max_things: Upper bound of thing instances per image.
+      min_radius: Smallest thing radius, pixels.
+      max_radius_fraction: Largest thing radius as a fraction of ``size``.
+      touch_probability: Chance that a thing is placed against an earlier
+        instance of its own class (touching / occluding).
+      crowd_probability: Chance that an image holds one crowd cluster.
+      void_probability: Chance that an image holds a void blob.
+      noise_std: Std of the per-pixel Gaussian noise, in 0..255 units.
+    """
+
+    size: int = 129
+    max_things: int = 8
+    min_radius: float = 4.0
+    max_radius_fraction: float = 0.3
+    touch_probability: float = 0.35
+    crowd_probability: float = 0.2
+    void_probability: float = 0.3
+    noise_std: float = 8.0
+
+
+def _smooth_field(rng: np.random.Generator, size: int, grid: int) -> np.ndarray:
+    """A smooth random field: a coarse random grid, bilinearly upsampled."""
+    coarse = rng.standard_normal((grid, grid)).astype(np.float32)
+    image = Image.fromarray(coarse, mode="F").resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.float32)
+
+
+def _stuff_layout(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Assigns every pixel a stuff class: argmax of per-class smooth fields."""
+    num = int(rng.integers(1, len(STUFF_CLASSES) + 1))
+    classes = rng.permutation(np.array(STUFF_CLASSES))[:num]
+    fields = np.stack(
+        [
+            _smooth_field(rng, size, int(rng.integers(3, 6)))
+            + 0.35 * _smooth_field(rng, size, 9)
+            for _ in classes
+        ]
+    )
+    return classes[np.argmax(fields, axis=0)].astype(np.int32)
+
+
+def _stuff_texture(
+    rng: np.random.Generator, cls: int, size: int, yy: np.ndarray, xx: np.ndarray
+) -> np.ndarray:
+    """An HxWx3 float texture characteristic of a stuff class."""
+    jitter = rng.uniform(-25, 25, size=3)
+    if cls == GROUND:  # brown, grainy
+        base = np.array([125.0, 95.0, 60.0]) + jitter
+        pattern = rng.normal(0.0, 18.0, (size, size))
+    elif cls == WATER:  # blue, horizontal ripples
+        base = np.array([60.0, 110.0, 185.0]) + jitter
+        period = rng.uniform(5.0, 11.0)
+        phase = rng.uniform(0, 2 * np.pi)
+        wobble = 2.0 * np.sin(xx / rng.uniform(6.0, 14.0))
+        pattern = 22.0 * np.sin(2 * np.pi * (yy + wobble) / period + phase)
+    else:  # foliage: green, blotchy
+        base = np.array([60.0, 140.0, 60.0]) + jitter
+        pattern = 35.0 * _smooth_field(rng, size, max(4, size // 6))
+    return base[None, None, :] + pattern[..., None]
+
+
+def _shape_mask(
+    kind: int,
+    cy: float,
+    cx: float,
+    radius: float,
+    angle: float,
+    yy: np.ndarray,
+    xx: np.ndarray,
+) -> np.ndarray:
+    """Boolean mask of one thing of class ``kind``."""
+    dy, dx = yy - cy, xx - cx
+    if kind == DISC:
+        return dy * dy + dx * dx <= radius * radius
+    # Rotate into the shape's frame.
+    c, s = np.cos(angle), np.sin(angle)
+    u, v = c * dx + s * dy, -s * dx + c * dy
+    if kind == SQUARE:
+        half = radius / np.sqrt(2.0)
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    if kind == TRIANGLE:
+        # Equilateral, circumradius ``radius``: three half-planes.
+        inside = np.ones_like(u, dtype=bool)
+        for k in range(3):
+            a = np.pi / 2 + 2 * np.pi * k / 3 + np.pi
+            inside &= u * np.cos(a) + v * np.sin(a) <= radius / 2
+        return inside
+    # Five-pointed star in polar form: outer radius ``radius``.
+    theta = np.arctan2(v, u)
+    rho = np.sqrt(u * u + v * v)
+    return rho <= radius * (0.62 + 0.38 * np.cos(5 * theta))
+
+
+def _random_colour(rng: np.random.Generator) -> np.ndarray:
+    """A saturated random colour (any hue: class is told by shape)."""
+    hue = rng.uniform(0, 1)
+    k = np.array([5.0, 3.0, 1.0])
+    rgb = 1 - np.clip(np.minimum(4 - (hue * 6 + k) % 6, (hue * 6 + k) % 6), 0, 1)
+    value, sat = rng.uniform(0.55, 1.0), rng.uniform(0.5, 1.0)
+    return 255.0 * value * (1 - sat * rgb)
+
+
+def render(
+    rng: np.random.Generator, config: ShapesConfig = ShapesConfig()
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Renders one image and its panoptic label.
+
+    Returns:
+      image: [S, S, 3] uint8.
+      panoptic: [S, S] int32, ``semantic * 256 + instance``; instance ids start
+        at 1 per class for non-crowd things; crowd = thing class, instance 0.
+    """
+    size = config.size
+    divisor = datasets.get_dataset_descriptor(DESCRIPTOR_NAME).panoptic_label_divisor
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    semantic = _stuff_layout(rng, size)
+    instance = np.zeros((size, size), np.int32)
+    image = np.zeros((size, size, 3), np.float32)
+    for cls in np.unique(semantic):
+        region = semantic == cls
+        image[region] = _stuff_texture(rng, int(cls), size, yy, xx)[region]
+
+    # Things, drawn in order: later ones occlude earlier ones.
+    placed: List[Tuple[int, float, float, float]] = []  # class, cy, cx, radius
+    next_id = {c: 1 for c in THING_CLASSES}
+    num_things = int(rng.integers(1, config.max_things + 1))
+    max_radius = config.max_radius_fraction * size
+    for _ in range(num_things):
+        kind = int(rng.choice(THING_CLASSES))
+        radius = float(
+            np.exp(rng.uniform(np.log(config.min_radius), np.log(max_radius)))
+        )
+        same = [p for p in placed if p[0] == kind]
+        if same and rng.uniform() < config.touch_probability:
+            _, py, px, pr = same[int(rng.integers(len(same)))]
+            direction = rng.uniform(0, 2 * np.pi)
+            dist = (pr + radius) * rng.uniform(0.55, 0.95)
+            cy, cx = py + dist * np.sin(direction), px + dist * np.cos(direction)
+        else:
+            cy, cx = rng.uniform(0, size), rng.uniform(0, size)
+        mask = _shape_mask(kind, cy, cx, radius, rng.uniform(0, 2 * np.pi), yy, xx)
+        if mask.sum() < 4:
+            continue
+        semantic[mask] = kind
+        instance[mask] = next_id[kind]
+        next_id[kind] += 1
+        shade = _random_colour(rng)
+        stripes = 12.0 * np.sin(
+            (xx * np.cos(cx) + yy * np.sin(cx)) / rng.uniform(1.5, 4)
+        )
+        image[mask] = shade[None, :] + stripes[mask][:, None]
+        placed.append((kind, cy, cx, radius))
+
+    if rng.uniform() < config.crowd_probability:
+        # A crowd: many tiny instances of one class, labelled as one region.
+        kind = int(rng.choice(THING_CLASSES))
+        cy, cx = rng.uniform(0.2 * size, 0.8 * size, size=2)
+        crowd = np.zeros((size, size), bool)
+        for _ in range(int(rng.integers(6, 13))):
+            oy, ox = rng.normal(0, 0.08 * size, size=2)
+            r = rng.uniform(2.0, 4.0)
+            m = _shape_mask(kind, cy + oy, cx + ox, r, rng.uniform(0, 6.3), yy, xx)
+            image[m] = _random_colour(rng)[None, :]
+            crowd |= m
+        semantic[crowd] = kind
+        instance[crowd] = 0
+
+    if rng.uniform() < config.void_probability:
+        blob = _smooth_field(rng, size, 5)
+        void = blob > np.quantile(blob, rng.uniform(0.9, 0.97))
+        semantic[void] = VOID
+        instance[void] = 0
+        image[void] = rng.uniform(0, 255, size=3)[None, :] * 0.3
+
+    # Instance ids must be 1..n per class after occlusion removed some.
+    for cls in THING_CLASSES:
+        ids = np.unique(instance[(semantic == cls) & (instance > 0)])
+        remap = np.zeros(max(next_id[cls], 1) + 1, np.int32)
+        remap[ids] = np.arange(1, len(ids) + 1)
+        sel = semantic == cls
+        instance[sel] = remap[instance[sel]]
+
+    shading = 1.0 + 0.25 * _smooth_field(rng, size, 3)
+    image = image * shading[..., None] + rng.normal(0.0, config.noise_std, image.shape)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    panoptic = semantic * divisor + instance
+    return image, panoptic.astype(np.int32)
+
+
+def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The generator of one image: a pure function of (seed, split, index)."""
+    return np.random.default_rng([seed, _SPLIT_IDS[split], index])
+
+
+def _encode_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _render_shard(
+    args: Tuple[str, int, int, int, ShapesConfig],
+) -> List[Tuple[str, bytes, np.ndarray]]:
+    split, seed, start, stop, config = args
+    out = []
+    for index in range(start, stop):
+        image, panoptic = render(image_rng(seed, split, index), config)
+        out.append((f"{split}_{index:06d}", _encode_png(image), panoptic))
+    return out
+
+
+def generate(
+    output_dir: str,
+    num_train: int = 1000,
+    num_val: int = 200,
+    seed: int = 0,
+    config: ShapesConfig = ShapesConfig(),
+    images_per_shard: int = 250,
+    num_workers: Optional[int] = None,
+) -> Dict[str, List[str]]:
+    """Writes train/val TFRecord shards (DeepLab2 format) to ``output_dir``.
+
+    Shards already present are kept (generation is deterministic), so an
+    interrupted run resumes. Returns the shard paths per split.
+    """
+    from concurrent import futures
+
+    from remax_tf.data import tfrecord
+
+    os.makedirs(output_dir, exist_ok=True)
+    jobs, paths = [], {}
+    for split, count in (("train", num_train), ("val", num_val)):
+        if count <= 0:
+            continue
+        num_shards = max(1, -(-count // images_per_shard))
+        paths[split] = tfrecord.shard_paths(output_dir, split, num_shards)
+        for shard, path in enumerate(paths[split]):
+            start = shard * count // num_shards
+            stop = (shard + 1) * count // num_shards
+            if not os.path.exists(path):
+                jobs.append((path, (split, seed, start, stop, config)))
+    workers = num_workers or min(len(jobs), os.cpu_count() or 1) or 1
+
+    def write(path: str, rendered) -> None:
+        size = config.size
+        tfrecord.write_shard(
+            path,
+            (
+                tfrecord.make_example(png, "png", name, size, size, label)
+                for name, png, label in rendered
+            ),
+        )
+
+    if workers <= 1:
+        for path, args in jobs:
+            write(path, _render_shard(args))
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+            pending = {pool.submit(_render_shard, args): path for path, args in jobs}
+            for done in futures.as_completed(pending):
+                write(pending[done], done.result())
+    with open(os.path.join(output_dir, "generation.json"), "w") as f:
+        json.dump(
+            {
+                "dataset": DESCRIPTOR_NAME,
+                "seed": seed,
+                "num_train": num_train,
+                "num_val": num_val,
+                "config": dataclasses.asdict(config),
+            },
+            f,
+            indent=1,
+        )
+    return paths
+
+
+def label_statistics(panoptic_maps: Sequence[np.ndarray]) -> Dict[str, object]:
+    """Counts of what the labels hold: per-class pixels and instances, crowd
+    and void fractions, instances per image and instance sizes."""
+    descriptor = datasets.get_dataset_descriptor(DESCRIPTOR_NAME)
+    divisor = descriptor.panoptic_label_divisor
+    pixels = np.zeros(descriptor.num_classes, np.int64)
+    instances = np.zeros(descriptor.num_classes, np.int64)
+    areas, per_image, crowd_images = [], [], 0
+    total = 0
+    for panoptic in panoptic_maps:
+        semantic, inst = panoptic // divisor, panoptic % divisor
+        total += panoptic.size
+        pixels += np.bincount(semantic.ravel(), minlength=descriptor.num_classes)
+        count = 0
+        for cls in THING_CLASSES:
+            ids, sizes = np.unique(
+                inst[(semantic == cls) & (inst > 0)], return_counts=True
+            )
+            instances[cls] += len(ids)
+            count += len(ids)
+            areas.extend(sizes.tolist())
+            crowd_images += int(np.any((semantic == cls) & (inst == 0)))
+        per_image.append(count)
+    names = descriptor.class_names
+    return {
+        "images": len(per_image),
+        "pixel_fraction": {
+            names[i]: round(float(pixels[i]) / max(total, 1), 4)
+            for i in range(len(names))
+        },
+        "instances": {names[c]: int(instances[c]) for c in THING_CLASSES},
+        "instances_per_image": {
+            "mean": float(np.mean(per_image)) if per_image else 0.0,
+            "max": int(max(per_image, default=0)),
+        },
+        "instance_area_px": {
+            "min": int(min(areas, default=0)),
+            "median": float(np.median(areas)) if areas else 0.0,
+            "max": int(max(areas, default=0)),
+        },
+        "images_with_crowd": crowd_images,
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--num_train", type=int, default=1000)
+    parser.add_argument("--num_val", type=int, default=200)
+    parser.add_argument("--size", type=int, default=ShapesConfig.size)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    start = time.time()
+    paths = generate(
+        args.output_dir,
+        args.num_train,
+        args.num_val,
+        args.seed,
+        ShapesConfig(size=args.size),
+    )
+    elapsed = time.time() - start
+    from remax_tf.data import tfrecord
+
+    for split, shard_list in paths.items():
+        labels = [
+            r["label"]
+            for r in tfrecord.read_examples(
+                os.path.join(args.output_dir, f"{split}-*.tfrecord")
+            )
+        ]
+        stats = label_statistics(labels)
+        print(f"{split}: {len(shard_list)} shard(s) in {args.output_dir}")
+        print(json.dumps(stats, indent=1))
+    print(f"generated in {elapsed:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
