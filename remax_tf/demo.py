@@ -14,7 +14,8 @@ import json
 import os
 import sys
 import time
-from typing import Optional, Sequence
+from typing import Optional
+from typing import Sequence
 
 from remax_tf.data import shapes
 from remax_tf.data import tfrecord
