@@ -1,0 +1,1 @@
+"""Reusable Keras layers of remax_tf models (tf_keras only)."""
