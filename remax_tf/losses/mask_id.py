@@ -1,0 +1,111 @@
+"""Mask-ID cross-entropy: which slot does each pixel belong to?
+
+Targets come from the matching: pixel p has target 1 on the slot matched to
+its ground-truth mask and 0 elsewhere ([B, P, NQ], ``Matching.slot_pixel_targets``).
+
+* ``softmax`` (kMaX, DeepLab2's ``TopKCrossEntropyLoss`` on the permuted
+  logits): per pixel, -log softmax_q(m)[target slot]; a single distribution
+  over slots, so only the positive slot appears in the loss.
+* ``sigmoid`` (ReMaX's default, paper Table 2): every slot is an independent
+  binary mask, so per pixel the loss is the binary cross-entropy summed over
+  all NQ slots: -log sigma(m_t) for the matched slot t (the false-negative
+  part) plus -sum_{q != t} log(1 - sigma(m_q)) over every other slot, matched
+  to another mask or unmatched (the false-positive part). The sum (not the
+  mean) over slots keeps a per-pixel loss, like the softmax version, and is
+  the loss whose FP/FN imbalance the paper's Figures 1 and 6 show.
+
+Both are reduced like DeepLab2: weighted per-pixel losses, top-k percent
+hardest pixels, mean over non-zero entries. Pixels that count: non-void
+pixels that belong to a matched ground-truth mask. Void and crowd pixels have
+no target (as in DeepLab2, where their loss is zero); pixels of ground-truth
+masks left unmatched (more masks than slots) are excluded too.
+"""
+
+from __future__ import annotations
+
+from typing import Tuple
+
+import tensorflow as tf
+
+from remax_tf.losses.reduction import average_top_k
+
+MASK_ID_ACTIVATIONS = ("sigmoid", "softmax")
+# Largest probability used in log(1 - p) of the softmax FP part (analysis only).
+_MAX_PROB = 1.0 - 1e-7
+
+
+def check_activation(activation: str) -> str:
+    if activation not in MASK_ID_ACTIVATIONS:
+        raise ValueError(
+            f"mask-ID activation {activation!r} is unknown; known: "
+            f"{', '.join(MASK_ID_ACTIVATIONS)} (model_options.remax.activation)."
+        )
+    return activation
+
+
+def per_pixel_mask_id_loss(
+    mask_logits: tf.Tensor, slot_pixel_targets: tf.Tensor, activation: str
+) -> tf.Tensor:
+    """[B, P, NQ] logits and 0/1 targets -> [B, P] unweighted loss."""
+    check_activation(activation)
+    if activation == "softmax":
+        return tf.nn.softmax_cross_entropy_with_logits(
+            labels=slot_pixel_targets, logits=mask_logits, axis=-1
+        )
+    return tf.reduce_sum(
+        tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=slot_pixel_targets, logits=mask_logits
+        ),
+        axis=-1,
+    )
+
+
+def mask_id_cross_entropy(
+    mask_logits: tf.Tensor,
+    slot_pixel_targets: tf.Tensor,
+    pixel_non_void: tf.Tensor,
+    activation: str,
+    top_k_percent: float = 1.0,
+) -> tf.Tensor:
+    """Per-sample mask-ID cross-entropy [B].
+
+    Args:
+      mask_logits: [B, P, NQ] (relaxed by ReMask on relaxed stages).
+      slot_pixel_targets: [B, P, NQ] from the matching.
+      pixel_non_void: [B, P].
+      activation: "softmax" (kMaX) or "sigmoid" (ReMaX).
+      top_k_percent: Fraction of hardest pixels kept.
+    """
+    has_target = tf.reduce_sum(slot_pixel_targets, axis=-1)
+    weights = pixel_non_void * has_target
+    loss = per_pixel_mask_id_loss(mask_logits, slot_pixel_targets, activation)
+    return average_top_k(loss * weights, top_k_percent)
+
+
+def mask_id_fp_fn_parts(
+    mask_logits: tf.Tensor, slot_pixel_targets: tf.Tensor, activation: str
+) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Per-pixel false-positive and false-negative parts [B, P] each.
+
+    For ReMaX Figures 1 and 6 (FP/FN loss ratio). Both parts are binary
+    cross-entropies on the per-slot probabilities p (sigma(m) for "sigmoid",
+    softmax over slots for "softmax"): FN = -sum_q t_q log p_q (target
+    slots), FP = -sum_q (1 - t_q) log(1 - p_q) (all other slots).
+    For "sigmoid", FP + FN is exactly ``per_pixel_mask_id_loss``. For
+    "softmax", FN is exactly the kMaX mask-ID loss and FP is the implicit
+    penalty on the other slots, which the softmax loss does not contain
+    (computed with p clipped below 1 - 1e-7, for analysis only).
+    Pixels without target (void, crowd) have FN = 0; mask them as needed.
+    """
+    check_activation(activation)
+    targets = slot_pixel_targets
+    if activation == "sigmoid":
+        # -log sigma(m) = softplus(-m); -log(1 - sigma(m)) = softplus(m).
+        fn = tf.reduce_sum(targets * tf.nn.softplus(-mask_logits), axis=-1)
+        fp = tf.reduce_sum((1.0 - targets) * tf.nn.softplus(mask_logits), axis=-1)
+        return fp, fn
+    log_probs = tf.nn.log_softmax(mask_logits, axis=-1)
+    fn = -tf.reduce_sum(targets * log_probs, axis=-1)
+    probs = tf.minimum(tf.exp(log_probs), _MAX_PROB)
+    fp = -tf.reduce_sum((1.0 - targets) * tf.math.log1p(-probs), axis=-1)
+    return fp, fn

@@ -1,0 +1,130 @@
+"""ReMask: relaxation on masks (ReMaX paper Sec. 3.1, Eq. 1-2). Training only.
+
+A stage's panoptic mask logits m_pan are calibrated by its semantic
+prediction m_sem mapped into slot space through the slots' class scores:
+
+  m_sem_hat = act(stop_gradient(m_sem)) act(p)^T      (Eq. 1) -> [.., NQ]
+  m_pan_hat = m_pan + m_sem_hat * m_pan                (Eq. 2)
+
+The identity term keeps m_pan's magnitude, so at inference the semantic
+branch is dropped and m_pan is used as is (paper Table 5): the layer returns
+``mask_logits`` untouched when not training.
+
+``act`` is ``sigmoid`` (paper default, Table 2) or ``softmax``. Both act on
+the NC real classes only: the void logit of p (last channel) is dropped
+first, then
+  sigmoid: elementwise on m_sem [.., NC] and on p [NQ, NC];
+  softmax: over the NC classes, per pixel for m_sem and per slot for p.
+Only m_sem is behind a stop-gradient (paper: "we halt the gradient flow to
+m_sem"); the panoptic losses still train the class logits p through Eq. (1)
+and the mask logits m_pan through Eq. (2).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import tensorflow as tf
+import tf_keras
+
+REMASK_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def _activate(logits: tf.Tensor, activation: str) -> tf.Tensor:
+    if activation == "sigmoid":
+        return tf.sigmoid(logits)
+    return tf.nn.softmax(logits, axis=-1)
+
+
+def remask_class_probabilities(class_logits: tf.Tensor, activation: str) -> tf.Tensor:
+    """[B, NQ, NC + 1] class logits (void last) -> [B, NQ, NC] act(p)."""
+    return _activate(class_logits[..., :-1], activation)
+
+
+def remask_semantic_probabilities(
+    semantic_logits: tf.Tensor, activation: str, stop_gradient: bool = True
+) -> tf.Tensor:
+    """[B, ..., NC] m_sem -> act(m_sem), behind a stop-gradient by default."""
+    if stop_gradient:
+        semantic_logits = tf.stop_gradient(semantic_logits)
+    return _activate(semantic_logits, activation)
+
+
+def relax_mask_logits(
+    mask_logits: tf.Tensor, semantic_probs: tf.Tensor, class_probs: tf.Tensor
+) -> tf.Tensor:
+    """Eq. (1)-(2) from probabilities.
+
+    Args:
+      mask_logits: [B, ..., NQ] m_pan (spatial axes [H, W] or [P]).
+      semantic_probs: [B, ..., NC] act(m_sem), or ground-truth semantic masks
+        for the paper's Table 7 ablation.
+      class_probs: [B, NQ, NC] act(p).
+    """
+    # Eq. (1) of ReMaX: m_sem_hat = sigma(m_sem) sigma(p)^T.
+    semantic_in_slots = tf.einsum("b...c,bqc->b...q", semantic_probs, class_probs)
+    # Eq. (2) of ReMaX: m_pan_hat = m_pan + m_sem_hat (.) m_pan.
+    return mask_logits + semantic_in_slots * mask_logits
+
+
+@tf_keras.utils.register_keras_serializable(package="remax_tf")
+class ReMask(tf_keras.layers.Layer):
+    """Relaxes mask logits with a semantic prediction during training.
+
+    Call with ``[mask_logits, semantic_logits, class_logits]``:
+    mask_logits [B, H, W, NQ], semantic_logits [B, H, W, NC],
+    class_logits [B, NQ, NC + 1] (void last, not used). Returns relaxed
+    [B, H, W, NQ] logits when ``training`` is true, else ``mask_logits``.
+    No weights.
+    """
+
+    def __init__(
+        self, activation: str = "sigmoid", stop_gradient: bool = True, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if activation not in REMASK_ACTIVATIONS:
+            raise ValueError(
+                f"ReMask activation {activation!r} is unknown; known: "
+                f"{', '.join(REMASK_ACTIVATIONS)} (model_options.remax.activation)."
+            )
+        self.activation = activation
+        self.stop_gradient = bool(stop_gradient)
+
+    def _relax(self, mask_logits, semantic_logits, class_logits):
+        num_classes = semantic_logits.shape[-1]
+        if class_logits.shape[-1] is not None and num_classes is not None:
+            if class_logits.shape[-1] != num_classes + 1:
+                raise ValueError(
+                    f"ReMask: class_logits have {class_logits.shape[-1]} channels "
+                    f"but semantic_logits have {num_classes}; expected NC + 1 = "
+                    f"{num_classes + 1} (NC real classes and void last)."
+                )
+        return relax_mask_logits(
+            mask_logits,
+            remask_semantic_probabilities(
+                semantic_logits, self.activation, self.stop_gradient
+            ),
+            remask_class_probabilities(class_logits, self.activation),
+        )
+
+    def call(self, inputs: Sequence[tf.Tensor], training=None) -> tf.Tensor:
+        mask_logits, semantic_logits, class_logits = inputs
+        if training is None or isinstance(training, bool):
+            if not training:
+                return mask_logits
+            return self._relax(mask_logits, semantic_logits, class_logits)
+        return tf.cond(
+            tf.cast(training, tf.bool),
+            lambda: self._relax(mask_logits, semantic_logits, class_logits),
+            lambda: tf.identity(mask_logits),
+        )
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            {"activation": self.activation, "stop_gradient": self.stop_gradient}
+        )
+        return config
