@@ -30,6 +30,7 @@ KEY_LABEL_FORMAT = "image/segmentation/class/format"
 IMAGE = "image"  # [B, H, W, 3] float32 in [0, 255]
 IMAGE_NAME = "image_name"  # [B] string
 RESIZED_IMAGE = "resized_image"  # eval: image after resize, before pad
+RESIZED_SIZE = "resized_size"  # eval: [B, 2] (height, width) after resize, before pad
 GT_PANOPTIC_KEY = "panoptic_gt"  # [B, H, W] int32, sem * divisor + inst
 GT_SEMANTIC_KEY = "semantic_gt"  # [B, H, W] int32 dataset semantic ids
 GT_IS_CROWD = "is_crowd_gt"  # [B, H, W] int32 0/1
@@ -63,6 +64,8 @@ PRED_PANOPTIC_KEY = "panoptic_pred"
 PRED_SEMANTIC_KEY = "semantic_pred"
 PRED_INSTANCE_KEY = "instance_pred"
 PRED_INSTANCE_SCORES_KEY = "instance_scores"
+# Class confidence of the slot each pixel belongs to (DeepLab2's key).
+PRED_SEMANTIC_SCORES_KEY = "semantic_scores"
 PRED_SEMANTIC_PROBS_KEY = "semantic_probs"
 
 # ---------------------------------------------------------------------------
@@ -87,3 +90,8 @@ CKPT_TRANSFORMER_MASK_HEAD = "transformer_mask_head"
 CKPT_TRANSFORMER_CLASS_HEAD = "transformer_class_head"
 CKPT_PIXEL_SPACE_FEATURE_BATCH_NORM = "pixel_space_feature_batch_norm"
 CKPT_PIXEL_SPACE_MASK_BATCH_NORM = "pixel_space_mask_batch_norm"
+CKPT_SEMANTIC_DECODER = "semantic_decoder"
+CKPT_SEMANTIC_HEAD_WITHOUT_LAST_LAYER = "semantic_head_without_last_layer"
+# remax_tf: ReMaX semantic head of relaxed kMaX layer i is saved as
+# f"{CKPT_REMAX_SEMANTIC_HEAD_PREFIX}{i}".
+CKPT_REMAX_SEMANTIC_HEAD_PREFIX = "remax_semantic_head_"

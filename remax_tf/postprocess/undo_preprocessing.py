@@ -1,0 +1,77 @@
+"""Undoing the evaluation preprocessing: crop the padding, resize back.
+
+Evaluation resizes an image (longer side to the crop size) and pads it at the
+bottom and right (SPEC section 3.2). Predictions at the padded size go back to
+the original image by cropping the resized region and resizing with nearest
+neighbour and ``align_corners=True``, as DeepLab2's
+``model/utils.py`` ``undo_preprocessing`` does for label-like maps.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+from typing import Mapping
+
+import tensorflow as tf
+
+from remax_tf import common
+
+# Prediction maps that are resized back (all label- or score-like: nearest).
+MAP_KEYS = (
+    common.PRED_PANOPTIC_KEY,
+    common.PRED_SEMANTIC_KEY,
+    common.PRED_INSTANCE_KEY,
+    common.PRED_INSTANCE_SCORES_KEY,
+    common.PRED_SEMANTIC_SCORES_KEY,
+)
+
+
+def undo_resize_and_pad(
+    maps: tf.Tensor, resized_size: tf.Tensor, original_size: tf.Tensor
+) -> tf.Tensor:
+    """Crops ``maps`` to the resized region and resizes it to the original size.
+
+    Args:
+      maps: [B, H, W] or [B, H, W, C] maps at the padded input size (any
+        dtype nearest-neighbour resizing supports: integer or float).
+      resized_size: (height, width) of the image after resizing, before
+        padding; shared by the batch (DeepLab2 evaluates with batch 1).
+      original_size: (height, width) of the original image.
+
+    Returns:
+      The maps at ``original_size``, same dtype and rank.
+    """
+    maps = tf.convert_to_tensor(maps)
+    rank = maps.shape.rank
+    if rank not in (3, 4):
+        raise ValueError(f"maps must be [B, H, W] or [B, H, W, C], got {maps.shape}.")
+    resized_size = tf.cast(tf.convert_to_tensor(resized_size), tf.int32)
+    original_size = tf.cast(tf.convert_to_tensor(original_size), tf.int32)
+    images = maps if rank == 4 else maps[..., None]
+    images = images[:, : resized_size[0], : resized_size[1], :]
+    images = tf.raw_ops.ResizeNearestNeighbor(
+        images=images,
+        size=original_size,
+        align_corners=True,
+        half_pixel_centers=False,
+    )
+    return images if rank == 4 else images[..., 0]
+
+
+def undo_preprocessing(
+    predictions: Mapping[str, tf.Tensor],
+    resized_size: tf.Tensor,
+    original_size: tf.Tensor,
+) -> Dict[str, tf.Tensor]:
+    """Applies :func:`undo_resize_and_pad` to the map keys of a prediction dict.
+
+    Other keys (e.g. raw logits) are passed through unchanged.
+    """
+    return {
+        key: (
+            undo_resize_and_pad(value, resized_size, original_size)
+            if key in MAP_KEYS
+            else value
+        )
+        for key, value in predictions.items()
+    }

@@ -1,0 +1,43 @@
+"""Cropping the padding and resizing predictions back to the original size."""
+
+import numpy as np
+import tensorflow as tf
+
+from remax_tf import common
+from remax_tf.postprocess import undo_preprocessing
+from remax_tf.postprocess import undo_resize_and_pad
+
+
+def test_crop_then_nearest_with_aligned_corners():
+    padded = np.full((2, 6, 6), -1, np.int32)
+    padded[:, :3, :3] = np.arange(9).reshape(3, 3)  # resized region 3x3
+    padded[1, :3, :3] += 100
+    out = undo_resize_and_pad(tf.constant(padded), (3, 3), (5, 5)).numpy()
+    assert out.dtype == np.int32 and out.shape == (2, 5, 5)
+    # align_corners: source = round(0.5 * target), halves rounded up.
+    index = [0, 1, 1, 2, 2]
+    expected = np.arange(9).reshape(3, 3)[np.ix_(index, index)]
+    assert np.array_equal(out[0], expected)
+    assert np.array_equal(out[1], expected + 100)
+    # Same size: only the crop.
+    crop = undo_resize_and_pad(tf.constant(padded), (3, 2), (3, 2)).numpy()
+    assert np.array_equal(crop, padded[:, :3, :2])
+
+
+def test_dict_version_resizes_maps_only():
+    scores = tf.constant(np.random.default_rng(0).random((1, 6, 6, 1)), tf.float32)
+    predictions = {
+        common.PRED_PANOPTIC_KEY: tf.zeros((1, 6, 6), tf.int32),
+        common.PRED_INSTANCE_SCORES_KEY: scores[..., 0],
+        common.PRED_TRANSFORMER_CLASS_LOGITS_KEY: tf.zeros((1, 4, 3)),
+    }
+    out = undo_preprocessing(predictions, tf.constant([4, 5]), tf.constant([8, 10]))
+    assert out[common.PRED_PANOPTIC_KEY].shape == (1, 8, 10)
+    assert out[common.PRED_INSTANCE_SCORES_KEY].dtype == tf.float32
+    assert (
+        out[common.PRED_INSTANCE_SCORES_KEY].numpy()[0, -1, -1]
+        == scores.numpy()[0, 3, 4, 0]
+    )
+    assert out[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY].shape == (1, 4, 3)
+    channels = undo_resize_and_pad(scores, (4, 5), (8, 10))
+    assert channels.shape == (1, 8, 10, 1)
