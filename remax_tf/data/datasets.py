@@ -279,6 +279,12 @@ def load_descriptor_json(path: str) -> DatasetDescriptor:
             data = json.load(f)
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"cannot read dataset descriptor {path}: {e}") from e
+    return descriptor_from_json(data, path)
+
+
+def descriptor_from_json(data: Mapping, source: str = "<dict>") -> DatasetDescriptor:
+    """Builds a descriptor from the dict :func:`descriptor_to_json` returns
+    (e.g. embedded in an export's metadata); ``source`` names it in errors."""
     missing = [
         k
         for k in (
@@ -292,7 +298,7 @@ def load_descriptor_json(path: str) -> DatasetDescriptor:
     ]
     if missing:
         raise ValueError(
-            f"dataset descriptor {path} lacks the fields {missing}; "
+            f"dataset descriptor {source} lacks the fields {missing}; "
             "write it with remax_tf.data.build_custom_data."
         )
     return _descriptor_from_metadata(

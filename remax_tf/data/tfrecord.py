@@ -130,10 +130,17 @@ def write_shard(path: str, examples: Iterable[tf.train.Example]) -> int:
     """Writes ``examples`` to ``path`` atomically; returns how many."""
     tmp = path + _TMP_SUFFIX
     count = 0
-    with tf.io.TFRecordWriter(tmp) as writer:
-        for example in examples:
-            writer.write(example.SerializeToString())
-            count += 1
+    try:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for example in examples:
+                # Sorted map keys: byte-identical shards from every process.
+                writer.write(example.SerializeToString(deterministic=True))
+                count += 1
+    except BaseException:
+        # A failed shard leaves nothing behind, not even its temporary file.
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+        raise
     tf.io.gfile.rename(tmp, path, overwrite=True)
     return count
 

@@ -1,0 +1,122 @@
+"""Converts ADE20K panoptic to DeepLab2 TFRecords (``ade20k_panoptic``).
+
+    python -m remax_tf.data.build_ade20k_data --ade20k_root R --output_dir O
+
+Layout (ADEChallengeData2016 plus the COCO-format panoptic conversion of
+Mask2Former's ``datasets/prepare_ade20k_pan_seg.py``, which DeepLab2 reads)::
+
+    R/images/{training,validation}/*.jpg
+    R/ade20k_panoptic_{train,val}.json
+    R/ade20k_panoptic_{train,val}/*.png
+
+That conversion numbers the 150 classes 0..149 and marks void with 255; here
+(as in DeepLab2 ``data/build_ade20k_data.py``) class c becomes semantic id
+c + 1 (1..150), 255 and unlabeled pixels become the ignore label 0; label
+divisor 1000. Segment areas are not checked (DeepLab2 does not either).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Sequence
+
+from absl import app
+from absl import flags
+
+from remax_tf.data import conversion
+from remax_tf.data import datasets
+
+SPLITS = ("train", "val")
+# DeepLab2 data/build_ade20k_data.py: _NUM_SHARDS.
+DEFAULT_NUM_SHARDS = 1000
+_IMAGE_FOLDERS = {"train": "images/training", "val": "images/validation"}
+# Mask2Former's ADE20K panoptic JSON marks void segments with category 255.
+ADE20K_JSON_VOID_CATEGORY = 255
+
+conversion.define_converter_flags()
+flags.DEFINE_string("ade20k_root", None, "ADE20K dataset root folder.")
+
+
+def label_spec(treat_crowd_as_ignore: bool = True) -> conversion.LabelSpec:
+    descriptor = datasets.get_dataset_descriptor(datasets.ADE20K_PANOPTIC)
+    # Semantic id = JSON category + 1 (DeepLab2 build_ade20k_data.py).
+    category_map = {
+        semantic - 1: semantic
+        for semantic in range(descriptor.num_classes)
+        if semantic != descriptor.ignore_label
+    }
+    category_map[ADE20K_JSON_VOID_CATEGORY] = descriptor.ignore_label
+    return conversion.LabelSpec(
+        dataset=descriptor.name,
+        label_divisor=descriptor.panoptic_label_divisor,
+        ignore_label=descriptor.ignore_label,
+        thing_ids=frozenset(descriptor.class_has_instances_list),
+        category_map=category_map,
+        treat_crowd_as_ignore=treat_crowd_as_ignore,
+        check_area=False,
+    )
+
+
+def list_items(ade20k_root: str, split: str) -> List[conversion.ImageItem]:
+    import tensorflow as tf
+
+    image_dir = os.path.join(ade20k_root, _IMAGE_FOLDERS[split])
+    paths = sorted(tf.io.gfile.glob(os.path.join(image_dir, "*.jpg")))
+    if not paths:
+        raise conversion.ConversionError(
+            f"no *.jpg images in {image_dir}; expected the ADE20K layout "
+            "{root}/images/{training,validation}/*.jpg (see docs/datasets.md)."
+        )
+    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    annotations = conversion.PanopticAnnotations(
+        os.path.join(ade20k_root, f"ade20k_panoptic_{split}.json")
+    )
+    label_dir = os.path.join(ade20k_root, f"ade20k_panoptic_{split}")
+    return conversion.items_for_images(paths, names, annotations, label_dir)
+
+
+def convert(
+    ade20k_root: str,
+    output_dir: str,
+    splits: Optional[Sequence[str]] = None,
+    num_shards: Optional[int] = None,
+    treat_crowd_as_ignore: bool = True,
+    on_error: str = "fail",
+    num_workers: int = 1,
+    progress: bool = True,
+) -> Dict[str, conversion.SplitSummary]:
+    """Converts the requested splits (default: train, val)."""
+    return conversion.run_splits(
+        lambda split: list_items(ade20k_root, split),
+        label_spec(treat_crowd_as_ignore),
+        output_dir,
+        conversion.resolve_splits(splits, SPLITS),
+        num_shards or DEFAULT_NUM_SHARDS,
+        on_error,
+        num_workers,
+        progress,
+    )
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    f = flags.FLAGS
+    conversion.run_cli(
+        convert,
+        f.ade20k_root,
+        f.output_dir,
+        f.splits,
+        f.num_shards,
+        f.treat_crowd_as_ignore,
+        f.on_error,
+        f.num_workers,
+        f.progress,
+    )
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["ade20k_root", "output_dir"])
+    app.run(main)

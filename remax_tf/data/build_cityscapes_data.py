@@ -1,0 +1,152 @@
+"""Converts Cityscapes panoptic (trainIds) to DeepLab2 TFRecords.
+
+    python -m remax_tf.data.build_cityscapes_data --cityscapes_root R \
+        --output_dir O [--splits val,train]
+
+Layout (cityscapesScripts ``createPanopticImgs --use-train-id``)::
+
+    R/leftImg8bit/{split}/{city}/*_leftImg8bit.png
+    R/gtFine/cityscapes_panoptic_{split}_trainId.json
+    R/gtFine/cityscapes_panoptic_{split}_trainId/*.png
+
+Category ids are trainIds 0..18 (= semantic ids), 255 is void, label divisor
+1000, crowd becomes void unless ``--notreat_crowd_as_ignore`` (DeepLab2
+``data/build_cityscapes_data.py``). When ``leftImg8bit/{split}/*/`` holds no
+image, ``leftImg8bit/{split}/*_leftImg8bit.png`` and then
+``leftImg8bit/*_leftImg8bit.png`` are tried (flattened copies such as
+DeepLab2's test data); ``--image_pattern`` sets the glob explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Sequence
+
+from absl import app
+from absl import flags
+
+from remax_tf.data import conversion
+from remax_tf.data import datasets
+
+# Cityscapes splits, plus "dummy" (DeepLab2's one-image test data layout).
+SPLITS = ("train", "val", "test", "dummy")
+# DeepLab2 data/build_cityscapes_data.py: _NUM_SHARDS.
+DEFAULT_NUM_SHARDS = 10
+_IMAGE_SUFFIX = "_leftImg8bit.png"
+# Globs tried in order, relative to the root; the first that matches is used.
+_IMAGE_PATTERNS = (
+    "leftImg8bit/{split}/*/*" + _IMAGE_SUFFIX,
+    "leftImg8bit/{split}/*" + _IMAGE_SUFFIX,
+    "leftImg8bit/*" + _IMAGE_SUFFIX,
+)
+
+conversion.define_converter_flags()
+flags.DEFINE_string("cityscapes_root", None, "Cityscapes dataset root folder.")
+flags.DEFINE_string(
+    "image_pattern",
+    None,
+    "Glob of the images relative to --cityscapes_root, '{split}' is replaced "
+    "(default: the standard layout, then flattened ones).",
+)
+
+
+def label_spec(treat_crowd_as_ignore: bool = True) -> conversion.LabelSpec:
+    descriptor = datasets.get_dataset_descriptor(datasets.CITYSCAPES_PANOPTIC)
+    category_map = {
+        i: i for i in range(descriptor.num_classes) if i != descriptor.ignore_label
+    }
+    # cityscapesScripts writes void segments with trainId 255.
+    category_map[descriptor.ignore_label] = descriptor.ignore_label
+    return conversion.LabelSpec(
+        dataset=descriptor.name,
+        label_divisor=descriptor.panoptic_label_divisor,
+        ignore_label=descriptor.ignore_label,
+        thing_ids=frozenset(descriptor.class_has_instances_list),
+        category_map=category_map,
+        treat_crowd_as_ignore=treat_crowd_as_ignore,
+    )
+
+
+def find_images(
+    cityscapes_root: str, split: str, image_pattern: Optional[str] = None
+) -> List[str]:
+    import tensorflow as tf
+
+    patterns = (image_pattern,) if image_pattern else _IMAGE_PATTERNS
+    for pattern in patterns:
+        glob = os.path.join(cityscapes_root, pattern.format(split=split))
+        paths = sorted(tf.io.gfile.glob(glob))
+        if paths:
+            if pattern != patterns[0]:
+                print(f"split {split!r}: reading images from {glob}", file=sys.stderr)
+            return paths
+    tried = [os.path.join(cityscapes_root, p.format(split=split)) for p in patterns]
+    raise conversion.ConversionError(
+        f"no Cityscapes images for split {split!r}; tried {tried}. Fix "
+        "--cityscapes_root or pass --image_pattern."
+    )
+
+
+def list_items(
+    cityscapes_root: str, split: str, image_pattern: Optional[str] = None
+) -> List[conversion.ImageItem]:
+    paths = find_images(cityscapes_root, split, image_pattern)
+    names = [os.path.basename(p)[: -len(_IMAGE_SUFFIX)] for p in paths]
+    if split == "test":
+        return conversion.items_for_images(paths, names, None, None)
+    gt_dir = os.path.join(cityscapes_root, "gtFine")
+    annotations = conversion.PanopticAnnotations(
+        os.path.join(gt_dir, f"cityscapes_panoptic_{split}_trainId.json")
+    )
+    label_dir = os.path.join(gt_dir, f"cityscapes_panoptic_{split}_trainId")
+    return conversion.items_for_images(paths, names, annotations, label_dir)
+
+
+def convert(
+    cityscapes_root: str,
+    output_dir: str,
+    splits: Optional[Sequence[str]] = None,
+    num_shards: Optional[int] = None,
+    treat_crowd_as_ignore: bool = True,
+    on_error: str = "fail",
+    num_workers: int = 1,
+    progress: bool = True,
+    image_pattern: Optional[str] = None,
+) -> Dict[str, conversion.SplitSummary]:
+    """Converts the requested splits (default: train, val, test)."""
+    return conversion.run_splits(
+        lambda split: list_items(cityscapes_root, split, image_pattern),
+        label_spec(treat_crowd_as_ignore),
+        output_dir,
+        conversion.resolve_splits(splits or ("train", "val", "test"), SPLITS),
+        num_shards or DEFAULT_NUM_SHARDS,
+        on_error,
+        num_workers,
+        progress,
+    )
+
+
+def main(argv: Sequence[str]) -> None:
+    del argv
+    f = flags.FLAGS
+    conversion.run_cli(
+        convert,
+        f.cityscapes_root,
+        f.output_dir,
+        f.splits,
+        f.num_shards,
+        f.treat_crowd_as_ignore,
+        f.on_error,
+        f.num_workers,
+        f.progress,
+        f.image_pattern,
+    )
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["cityscapes_root", "output_dir"])
+    app.run(main)
