@@ -39,7 +39,10 @@ def _search_and_augment(
     Returns:
       [B, N] int32: the row assigned to each column, -1 for none.
     """
-    batch = tf.shape(cost)[0]
+    # The static batch size when known: loop variables then keep one static
+    # shape (a per-replica batch of 1 would otherwise enter as (1, n) and come
+    # back as (None, n)).
+    batch = cost.shape[0] if cost.shape[0] is not None else tf.shape(cost)[0]
     n = cost.shape[-1]
     virtual = n  # The extra column that roots every search tree.
     # Column arrays have n + 1 entries; the virtual column is never "allowed".

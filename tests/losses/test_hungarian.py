@@ -89,3 +89,16 @@ def test_no_gradient_and_bad_rank():
     np.testing.assert_array_equal(grad.numpy(), linear_sum_assignment(cost).numpy())
     with pytest.raises(ValueError, match="batch, rows, cols"):
         linear_sum_assignment(tf.zeros((3, 3)))
+
+
+def test_static_batch_of_one_traces_in_graph_mode():
+    # One image per replica (MirroredStrategy with a global batch of two)
+    # gives the solver a static batch dimension of 1 inside tf.function.
+    rng = np.random.default_rng(11)
+    cost = rng.normal(size=(1, 5, 7)).astype(np.float32)
+    solve = tf.function(
+        linear_sum_assignment,
+        input_signature=[tf.TensorSpec([1, 5, 7], tf.float32)],
+    )
+    got = solve(tf.constant(cost)).numpy()
+    _check_against_scipy(cost, np.ones((1, 5), bool), np.ones((1, 7), bool), got)
