@@ -79,6 +79,21 @@ def _strip_location(message: str) -> str:
     return re.sub(r"^\d+:\d+ : ", "", message)
 
 
+def _merge_replacing_lists(
+    target: pb_message.Message, source: pb_message.Message
+) -> None:
+    """Merges ``source`` into ``target``; a repeated field set in ``source``
+    replaces the target's list instead of appending to it."""
+    for field, value in source.ListFields():
+        if field.is_repeated:
+            target.ClearField(field.name)
+            getattr(target, field.name).extend(value)
+        elif field.type == pb_descriptor.FieldDescriptor.TYPE_MESSAGE:
+            _merge_replacing_lists(getattr(target, field.name), value)
+        else:
+            setattr(target, field.name, value)
+
+
 def apply_override(
     config: pb_message.Message, override: str, source: str = "--config_override"
 ) -> None:
@@ -127,7 +142,16 @@ def apply_override(
         parent.ClearField(name)
     elif is_message:
         body = value[1:-1] if value.startswith("{") and value.endswith("}") else value
-        snippet = f"{name} {{ {body} }}"
+        patch = type(getattr(parent, name))()
+        try:
+            text_format.Parse(body, patch)
+        except text_format.ParseError as e:
+            raise ConfigError(
+                f"{source}: {dotted}={value!r}: {_strip_location(str(e))}. Fix: give "
+                f"a textproto body of {field.message_type.name}."
+            ) from e
+        _merge_replacing_lists(getattr(parent, name), patch)
+        return
     else:
         if is_string and not (value.startswith('"') or value.startswith("'")):
             value = f'"{value}"'

@@ -65,6 +65,18 @@ def list_files(patterns: Sequence[str]) -> List[str]:
     return sorted(files)
 
 
+def check_not_empty(files: Sequence[str], patterns: Sequence[str]) -> None:
+    """Raises if no file holds a record: a repeated empty stream would make the
+    training loop wait forever instead of failing."""
+    for path in files:
+        for _ in tf.data.TFRecordDataset(path).take(1):
+            return
+    raise ValueError(
+        f"file_pattern {list(patterns)} matches {len(files)} file(s) but none holds "
+        "an example (empty or interrupted shards?). Fix: rebuild the TFRecords."
+    )
+
+
 def _pair(values: Sequence[int], field: str):
     values = tuple(int(v) for v in values)
     if len(values) != 2 or min(values) <= 0:
@@ -238,6 +250,7 @@ def build_dataset(
     descriptor = datasets.get_dataset_descriptor(dataset_options.dataset)
     spec = sample_spec(descriptor, dataset_options, is_training)
     files = list_files(list(dataset_options.file_pattern))
+    check_not_empty(files, list(dataset_options.file_pattern))
     batch_size = dataset_options.batch_size
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)

@@ -267,3 +267,17 @@ def test_real_deeplab2_kmax_configs_load_unchanged():
     assert ade.model_options.max_deeplab.HasField(
         "transformer_decoder_drop_path_keep_prob"
     )
+
+
+def test_message_override_replaces_lists_inside_and_keeps_other_fields(tmp_path):
+    text = VALID.replace(
+        "max_deeplab {",
+        "remax { eta: 0.05 semantic_head_atrous_rates: [6, 12, 18] }\n  max_deeplab {",
+    )
+    config = load_config(
+        write(tmp_path, text),
+        overrides=["model_options.remax={semantic_head_atrous_rates: [1, 2, 3]}"],
+        environ=ENV,
+    )
+    assert list(config.model_options.remax.semantic_head_atrous_rates) == [1, 2, 3]
+    assert config.model_options.remax.eta == pytest.approx(0.05)

@@ -11,14 +11,19 @@ at stride >= 16, keep probability scheduled linearly over the 4 stages by
 default (DeepLab2 kMaX fixes 'linear').
 
 Endpoints: ``stage1`` (stem, stride 2, 128 channels) to ``stage5`` (stride 32,
-2048 channels) non-activated, and ``res2`` to ``res5`` = GELU(stage).
+2048 channels) non-activated, and ``res1`` to ``res5`` = GELU(stage), the
+contract of every pixel encoder (``remax_tf/model/pixel_encoder/__init__.py``).
 Parameters: 41,343,424 trainable, as DeepLab2's.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any
+from typing import Callable
+from typing import Dict
+from typing import Optional
+from typing import Sequence
 
 import tensorflow as tf
 import tf_keras
@@ -60,11 +65,18 @@ class InceptionStem(tf_keras.layers.Layer):
         self.bn_config = dict(bn_config) if bn_config else None
         self._convs = [
             Conv2DBNAct(
-                self.channels[0], 3, strides=2, activation=activation,
-                bn_config=bn_config, name="conv1_bn_act",
+                self.channels[0],
+                3,
+                strides=2,
+                activation=activation,
+                bn_config=bn_config,
+                name="conv1_bn_act",
             ),
             Conv2DBNAct(
-                self.channels[1], 3, activation=activation, bn_config=bn_config,
+                self.channels[1],
+                3,
+                activation=activation,
+                bn_config=bn_config,
                 name="conv2_bn_act",
             ),
             Conv2DBNAct(self.channels[2], 3, bn_config=bn_config, name="conv3_bn"),
@@ -147,7 +159,7 @@ class AxialResNet(tf_keras.Model):
 
     def call(self, inputs: tf.Tensor, training=None) -> Dict[str, tf.Tensor]:
         x = self._stem(inputs, training=training)
-        endpoints = {"stage1": x}
+        endpoints = {"stage1": x, "res1": self._activation_fn(x)}
         for index, stage in enumerate(self._stages):
             x = stage(x, training=training)
             endpoints[f"stage{index + 2}"] = x

@@ -1,0 +1,244 @@
+"""Parameters, multiply-adds and CPU latency of a config's model.
+
+    python benchmarks/model_stats.py --config_file configs/coco/remax_m.textproto
+    python benchmarks/model_stats.py --config_file X --crop 641 --repeats 5
+
+Reports, for one inference forward pass at the config's evaluation crop (or
+``--crop``), batch 1, no post-processing:
+
+* ``params_inference``: trainable parameters of the inference model (what the
+  paper's Table 12 and DeepLab2 count); ``params_training_only``: those of the
+  training-only layers (kMaX's auxiliary semantic branch, ReMaX's semantic
+  heads), built afterwards by one training call on a 65x65 input (parameter
+  counts do not depend on the input size);
+* ``gmacs``: multiply-accumulates, counted from the traced inference graph:
+  every Conv2D, DepthwiseConv2dNative, MatMul, BatchMatMul and Einsum op
+  contributes the product of its output size and its contraction size, read
+  from the static shapes (an Einsum: the product of the sizes of all its
+  indices). Normalisation, activations, softmax, resizes and additions are not
+  counted. This is the paper's "FLOPs" (multiply-adds): it gives 74.6 G for
+  DeepLab2's COCO kMaX R50 at 641 (docs/models.md);
+* ``latency_ms``: median wall time of the ``tf.function``-compiled forward
+  after ``--warmup`` calls, over ``--repeats`` calls, on this machine's CPU
+  (no XLA).
+
+Prints a table, then as its last line one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import statistics
+import sys
+import time
+from typing import Dict
+from typing import Optional
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from remax_tf.config import load_config  # noqa: E402
+from remax_tf.model import build_model  # noqa: E402
+from remax_tf.protos import config_pb2  # noqa: E402
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Input size of the training call that builds the training-only layers.
+TRAINING_BUILD_CROP = 65
+_COUNTED_OPS = (
+    "Conv2D",
+    "DepthwiseConv2dNative",
+    "MatMul",
+    "BatchMatMul",
+    "BatchMatMulV2",
+    "BatchMatMulV3",
+    "Einsum",
+)
+
+
+def _shape(tensor: tf.Tensor) -> list:
+    shape = tensor.shape.as_list()
+    if any(d is None for d in shape):
+        raise ValueError(
+            f"op input/output {tensor.name} has a dynamic shape {shape}; trace the "
+            "model with a fully defined input signature."
+        )
+    return shape
+
+
+def op_macs(op: tf.Operation) -> int:
+    """Multiply-accumulates of one op (0 for ops that are not counted)."""
+    kind = op.type
+    if kind == "Conv2D":
+        kernel = _shape(op.inputs[1])
+        return int(np.prod(_shape(op.outputs[0]))) * int(np.prod(kernel[:3]))
+    if kind == "DepthwiseConv2dNative":
+        kh, kw = _shape(op.inputs[1])[:2]
+        return int(np.prod(_shape(op.outputs[0]))) * kh * kw
+    if kind == "MatMul":
+        a = _shape(op.inputs[0])
+        inner = a[0] if op.get_attr("transpose_a") else a[1]
+        return int(np.prod(_shape(op.outputs[0]))) * inner
+    if kind.startswith("BatchMatMul"):
+        a = _shape(op.inputs[0])
+        inner = a[-2] if op.get_attr("adj_x") else a[-1]
+        return int(np.prod(_shape(op.outputs[0]))) * inner
+    if kind == "Einsum":
+        equation = op.get_attr("equation").decode()
+        operands = equation.split("->")[0].split(",")
+        sizes: Dict[str, int] = {}
+        for letters, tensor in zip(operands, op.inputs):
+            shape = _shape(tensor)
+            if "." in letters or len(letters) != len(shape):
+                raise ValueError(f"unsupported einsum {equation!r} in {op.name}")
+            sizes.update(zip(letters, shape))
+        return int(np.prod(list(sizes.values())))
+    return 0
+
+
+def count_macs(graph: tf.Graph, root_scope: str) -> Dict[str, int]:
+    """MACs per top-level component (name scope below ``root_scope``)."""
+    per_component: Dict[str, int] = collections.Counter()
+    for op in graph.get_operations():
+        if op.type not in _COUNTED_OPS:
+            continue
+        macs = op_macs(op)
+        parts = op.name.split("/")
+        component = parts[1] if len(parts) > 2 and parts[0] == root_scope else "other"
+        per_component[component] += macs
+    return dict(per_component)
+
+
+def _eval_crop(config: config_pb2.ExperimentOptions) -> tuple:
+    crop = list(config.eval_dataset_options.crop_size) or list(
+        config.train_dataset_options.crop_size
+    )
+    if len(crop) != 2:
+        raise ValueError(
+            "the config sets no eval_dataset_options.crop_size (or train crop); "
+            "pass --crop."
+        )
+    return tuple(crop)
+
+
+def _load(path: str, overrides: Sequence[str]) -> config_pb2.ExperimentOptions:
+    with open(path, encoding="utf-8") as f:
+        names = set(_PLACEHOLDER.findall(f.read()))
+    # Placeholders (data paths, checkpoints) do not affect the model.
+    environ = dict(os.environ)
+    for name in names:
+        environ.setdefault(name, "")
+    return load_config(path, overrides, environ=environ, validate=False)
+
+
+def _count(variables) -> int:
+    return int(sum(np.prod(v.shape.as_list()) for v in variables))
+
+
+def model_stats(
+    config_file: str,
+    crop: Optional[Sequence[int]] = None,
+    repeats: int = 5,
+    warmup: int = 2,
+    overrides: Sequence[str] = (),
+    measure_latency: bool = True,
+) -> dict:
+    config = _load(config_file, overrides)
+    height, width = crop if crop else _eval_crop(config)
+    model = build_model(config)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, height, width, 3], tf.float32)])
+    def forward(images):
+        return model(images, training=False)
+
+    concrete = forward.get_concrete_function()
+    params_inference = _count(model.trainable_variables)
+    macs = count_macs(concrete.graph, model.name)
+    latency_ms = None
+    if measure_latency:
+        images = tf.random.uniform([1, height, width, 3], 0.0, 255.0, seed=0)
+        for _ in range(warmup):
+            forward(images)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            outputs = forward(images)
+            for value in outputs.values():
+                value.numpy()
+            times.append(1000.0 * (time.perf_counter() - start))
+        latency_ms = statistics.median(times)
+    model(tf.zeros([1, TRAINING_BUILD_CROP, TRAINING_BUILD_CROP, 3]), training=True)
+    params_training_only = _count(
+        [v for v in model.training_only_variables if v.trainable]
+    )
+    return {
+        "config": config_file,
+        "backbone": config.model_options.backbone.name,
+        "crop": [int(height), int(width)],
+        "params_inference": params_inference,
+        "params_training_only": params_training_only,
+        "params_by_component": {
+            name: _count(item.trainable_variables)
+            for name, item in model.checkpoint_items.items()
+        },
+        "gmacs": sum(macs.values()) / 1e9,
+        "gmacs_by_component": {k: v / 1e9 for k, v in sorted(macs.items())},
+        "latency_ms": latency_ms,
+        "latency_repeats": repeats if measure_latency else 0,
+    }
+
+
+def format_table(stats: dict) -> str:
+    latency = f"{stats['latency_ms']:.0f}" if stats["latency_ms"] is not None else "-"
+    lines = [
+        f"{'config':<44} {'crop':>10} {'params(M)':>10} {'train-only(M)':>14} "
+        f"{'GMACs':>8} {'latency(ms)':>12}",
+        f"{stats['config']:<44} {'x'.join(map(str, stats['crop'])):>10} "
+        f"{stats['params_inference'] / 1e6:>10.3f} "
+        f"{stats['params_training_only'] / 1e6:>14.3f} {stats['gmacs']:>8.2f} "
+        f"{latency:>12}",
+        "  GMACs by component: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in stats["gmacs_by_component"].items()),
+        "  params by checkpoint item: "
+        + ", ".join(f"{k} {v}" for k, v in stats["params_by_component"].items() if v),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config_file", required=True)
+    parser.add_argument(
+        "--crop", type=int, nargs="+", help="H [W]; default: the eval crop"
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--no_latency", action="store_true")
+    parser.add_argument(
+        "--config_override", action="append", default=[], help="field.path=value"
+    )
+    args = parser.parse_args(argv)
+    crop = None
+    if args.crop:
+        crop = (args.crop[0], args.crop[-1])
+    stats = model_stats(
+        args.config_file,
+        crop,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        overrides=args.config_override,
+        measure_latency=not args.no_latency,
+    )
+    print(format_table(stats))
+    print(json.dumps(stats))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

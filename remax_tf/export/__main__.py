@@ -1,0 +1,126 @@
+"""Command line: export a trained checkpoint (docs/export.md).
+
+    python -m remax_tf.export --config_file configs/demo/shapes_remax.textproto \\
+        --checkpoint runs/demo/shapes_remax/ckpt-2000 --output_dir exports/demo \\
+        --format saved_model --format tflite --quantize none --quantize int8
+
+Prints one JSON object with the written paths and the TFLite op lists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from typing import Optional
+from typing import Sequence
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _split(values: Optional[Sequence[str]]) -> list:
+    """Repeated and comma-separated flag values, in order."""
+    return [v.strip() for value in values or () for v in value.split(",") if v.strip()]
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    from remax_tf.export.exporter import FORMATS
+    from remax_tf.export.tflite import DEFAULT_CALIBRATION_STEPS
+    from remax_tf.export.tflite import QUANTIZE_MODES
+
+    parser = argparse.ArgumentParser(
+        prog="python -m remax_tf.export", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--config_file", required=True, help="Experiment textproto.")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="Checkpoint prefix (ckpt-N) or a directory (its latest checkpoint).",
+    )
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument(
+        "--format",
+        action="append",
+        help=f"{' | '.join(FORMATS)} (repeat or comma-separate); default: "
+        "saved_model, plus tflite for MobileNetV3 backbones.",
+    )
+    parser.add_argument(
+        "--quantize",
+        action="append",
+        help=f"TFLite: {' | '.join(QUANTIZE_MODES)} (repeat or comma-separate); "
+        "default none (fp32).",
+    )
+    parser.add_argument(
+        "--calibration_steps",
+        type=int,
+        default=DEFAULT_CALIBRATION_STEPS,
+        help="int8: training images used to calibrate.",
+    )
+    parser.add_argument(
+        "--input_size",
+        type=int,
+        nargs=2,
+        metavar=("HEIGHT", "WIDTH"),
+        help="TFLite: fixed input image size; default the eval crop size.",
+    )
+    parser.add_argument(
+        "--float_scopes",
+        action="append",
+        help="int8: layer name scopes kept in float (selective quantisation), "
+        "e.g. kmax_transformer_decoder/,predictor/ (the k-means path).",
+    )
+    parser.add_argument(
+        "--config_override",
+        action="append",
+        default=[],
+        help="field.path=value, applied after parsing (repeatable).",
+    )
+    args = parser.parse_args(argv)
+    args.format = _split(args.format) or None
+    args.quantize = _split(args.quantize) or ["none"]
+    args.float_scopes = _split(args.float_scopes)
+    for mode in args.quantize:
+        if mode not in QUANTIZE_MODES:
+            parser.error(
+                f"--quantize {mode!r}: use one of {', '.join(QUANTIZE_MODES)}."
+            )
+    if args.calibration_steps <= 0:
+        parser.error("--calibration_steps must be positive.")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    from remax_tf.config import load_config
+    from remax_tf.export.exporter import export_checkpoint
+
+    with open(args.config_file, encoding="utf-8") as f:
+        names = set(_PLACEHOLDER.findall(f.read()))
+    # Unset placeholders (data paths) do not matter unless int8 calibration
+    # reads the training files, which then reports the unmatched pattern.
+    environ = dict(os.environ)
+    for name in names:
+        environ.setdefault(name, "")
+    config = load_config(
+        args.config_file, args.config_override, environ=environ, validate=False
+    )
+    result = export_checkpoint(
+        config,
+        args.checkpoint,
+        args.output_dir,
+        formats=args.format,
+        quantize=args.quantize,
+        tflite_input_size=args.input_size,
+        calibration_steps=args.calibration_steps,
+        float_scopes=args.float_scopes,
+    )
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

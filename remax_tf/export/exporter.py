@@ -1,0 +1,223 @@
+"""Exports a config's model: SavedModel and TFLite files plus their metadata.
+
+:func:`export_from_config` serves the trainer (``--mode export`` and
+``export_at_end``); :func:`export_checkpoint` the command line
+(``python -m remax_tf.export``): it builds the inference model, restores a
+checkpoint through :func:`remax_tf.model.checkpoint_restore.restore_items`
+and exports.
+
+Output directory layout::
+
+    DIR/saved_model/              SavedModel (serving_default, serve_batch)
+    DIR/tflite/model_fp32.tflite  (and model_fp16 / model_dynamic / model_int8
+                                   + postprocess.tflite)
+    DIR/metadata.json             classes, label divisor, sizes, files, op lists
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+from typing import Dict
+from typing import Iterable
+from typing import List
+from typing import Optional
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from remax_tf.export import tflite as tflite_lib
+from remax_tf.export.saved_model import ServingModule
+from remax_tf.export.saved_model import build_serving_module
+from remax_tf.export.saved_model import eval_preprocess_config
+from remax_tf.export.saved_model import export_descriptor
+from remax_tf.export.saved_model import export_saved_model
+from remax_tf.export.saved_model import metadata
+from remax_tf.export.saved_model import write_metadata
+from remax_tf.protos import config_pb2
+
+SAVED_MODEL = "saved_model"
+TFLITE = "tflite"
+FORMATS = (SAVED_MODEL, TFLITE)
+TFLITE_DIR = "tflite"
+# Backbones whose models are small enough for phones; their exports add the
+# fp32 TFLite file by default (ReMaX-T / ReMaX-S and the demo models).
+MOBILE_BACKBONE_PREFIX = "kmax_mobilenet"
+
+
+def default_formats(config: config_pb2.ExperimentOptions) -> tuple:
+    """SavedModel always; TFLite too for MobileNetV3 backbones."""
+    if config.model_options.backbone.name.startswith(MOBILE_BACKBONE_PREFIX):
+        return FORMATS
+    return (SAVED_MODEL,)
+
+
+def check_formats(formats: Iterable[str]) -> List[str]:
+    formats = list(dict.fromkeys(formats))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown or not formats:
+        raise ValueError(
+            f"unknown export format(s) {unknown or formats}; known formats: "
+            f"{', '.join(FORMATS)}."
+        )
+    return formats
+
+
+def training_images(
+    config: config_pb2.ExperimentOptions, input_size: Sequence[int]
+) -> tflite_lib.RepresentativeImages:
+    """Training images of ``train_dataset_options.file_pattern``, resized to
+    ``input_size`` (uint8), in file order: the int8 representative dataset."""
+    from remax_tf.data import tfrecord
+    from remax_tf.data.input_pipeline import list_files
+    from remax_tf.data.preprocessing import resize_image_and_label
+
+    patterns = list(config.train_dataset_options.file_pattern)
+    if not patterns:
+        raise ValueError(
+            "int8 calibration reads training images: set "
+            "train_dataset_options.file_pattern in the config."
+        )
+    files = list_files(patterns)
+    size = tf.constant([int(s) for s in input_size], tf.int32)
+
+    def images():
+        dataset = tf.data.TFRecordDataset(files).map(
+            lambda record: tfrecord.parse_example(record, decode_label=False)["image"]
+        )
+        for image in dataset:
+            resized, _ = resize_image_and_label(tf.cast(image, tf.float32), None, size)
+            yield np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+    return images
+
+
+def export_from_config(
+    config: config_pb2.ExperimentOptions,
+    model,
+    output_dir: str,
+    *,
+    formats: Optional[Sequence[str]] = None,
+    quantize: Sequence[str] = (tflite_lib.NONE,),
+    tflite_input_size: Optional[Sequence[int]] = None,
+    representative_images: Optional[tflite_lib.RepresentativeImages] = None,
+    calibration_steps: int = tflite_lib.DEFAULT_CALIBRATION_STEPS,
+    float_scopes: Sequence[str] = (),
+) -> Dict[str, Any]:
+    """Exports a built model with ``config``'s evaluation pre/post-processing.
+
+    Args:
+      config: The experiment config (dataset, eval crop, evaluator options).
+      model: A built :class:`~remax_tf.model.KMaXDeepLab` with its weights.
+      output_dir: Where the files go (created).
+      formats: Subset of ``FORMATS``; default :func:`default_formats`.
+      quantize: TFLite modes to write (``tflite.QUANTIZE_MODES``).
+      tflite_input_size: (height, width) of the TFLite input; default the
+        eval crop size.
+      representative_images: For ``int8``; default :func:`training_images`.
+      calibration_steps: Representative images used for ``int8``.
+      float_scopes: ``int8`` only: name scopes kept in float
+        (``tflite.FLOAT_DECODER_SCOPES``: the transformer decoder and head).
+
+    Returns:
+      ``{"saved_model": path, "tflite": {file: path}, "metadata": path,
+      "num_inference_parameters": n, "tflite_ops": {file: {op: count}}}``
+      (keys present for the formats written).
+    """
+    formats = check_formats(formats or default_formats(config))
+    for mode in quantize:
+        tflite_lib.check_quantize(mode)
+    descriptor = export_descriptor(config)
+    module = build_serving_module(config, model, descriptor)
+    info = metadata(config, descriptor, module)
+    result: Dict[str, Any] = {
+        "num_inference_parameters": info["num_inference_parameters"]
+    }
+    tf.io.gfile.makedirs(output_dir)
+    if SAVED_MODEL in formats:
+        result[SAVED_MODEL] = export_saved_model(module, output_dir)
+    if TFLITE in formats:
+        input_size = tuple(tflite_input_size or module.crop_size)
+        if tflite_lib.INT8 in quantize and representative_images is None:
+            representative_images = training_images(config, input_size)
+        files = write_tflite(
+            module,
+            os.path.join(output_dir, TFLITE_DIR),
+            input_size,
+            quantize,
+            representative_images=representative_images,
+            calibration_steps=calibration_steps,
+            float_scopes=float_scopes,
+        )
+        result[TFLITE] = {name: path for name, (path, _) in files.items()}
+        result["tflite_ops"] = {name: ops for name, (_, ops) in files.items()}
+        info["tflite_input_size"] = list(input_size)
+        info["tflite_files"] = sorted(files)
+        info["tflite_ops"] = result["tflite_ops"]
+    result["metadata"] = write_metadata(info, output_dir)
+    return result
+
+
+def write_tflite(
+    module: ServingModule,
+    directory: str,
+    input_size: Sequence[int],
+    quantize: Sequence[str],
+    **kwargs,
+) -> Dict[str, tuple]:
+    """Converts for every mode of ``quantize``; file name -> (path, op counts).
+
+    Raises:
+      ValueError: if a converted file holds a non-builtin (Flex or custom) op.
+    """
+    tf.io.gfile.makedirs(directory)
+    written: Dict[str, tuple] = {}
+    for mode in quantize:
+        options = kwargs if mode == tflite_lib.INT8 else {}
+        files = tflite_lib.convert_to_tflite(module, input_size, mode, **options)
+        for name, content in files.items():
+            ops = tflite_lib.op_types(content)
+            custom = [op for op in ops if op.startswith("CUSTOM:")]
+            if custom:
+                raise ValueError(
+                    f"{name} holds non-builtin ops {custom}; phones' stock TFLite "
+                    "interpreters cannot run it."
+                )
+            path = os.path.join(directory, name)
+            with tf.io.gfile.GFile(path, "wb") as f:
+                f.write(content)
+            written[name] = (path, ops)
+    return written
+
+
+def export_checkpoint(
+    config: config_pb2.ExperimentOptions,
+    checkpoint: str,
+    output_dir: str,
+    **kwargs,
+) -> Dict[str, Any]:
+    """Builds the inference model, restores ``checkpoint`` and exports.
+
+    Every inference variable must be in the checkpoint (a partial export
+    would serve initial weights silently); training-only items are skipped.
+    Keyword arguments go to :func:`export_from_config`.
+    """
+    from remax_tf.model import build_model
+    from remax_tf.model.checkpoint_restore import restore_items
+
+    descriptor = export_descriptor(config)
+    model = build_model(config, descriptor)
+    crop = eval_preprocess_config(config, descriptor).crop_size
+    model(tf.zeros([1] + list(crop) + [3]), training=False)
+    report = restore_items(model.checkpoint_items, checkpoint, what="--checkpoint")
+    if report.missing:
+        raise ValueError(
+            f"--checkpoint {report.checkpoint} lacks {len(report.missing)} "
+            f"inference variables of this config's model, e.g. "
+            f"{list(report.missing[:5])}; export the checkpoint with the config "
+            "that trained it."
+        )
+    result = export_from_config(config, model, output_dir, **kwargs)
+    result["restore"] = report.summary()
+    return result

@@ -1,0 +1,313 @@
+"""TFLite conversion of the serving graph, with a quantisation switch.
+
+Every file takes one uint8 image of a fixed size [1, H, W, 3] (the TFLite
+graph is static: relative-position gathers and resizes fold into constants)
+and uses TFLite builtin ops only, so it runs on the stock interpreters of
+phones (no Flex delegate). Modes:
+
+* ``none`` (fp32), ``fp16`` (float16 weights), ``dynamic`` (int8 weights,
+  float activations): one file, ``model_<mode>.tflite``, holding the whole
+  :meth:`ServingModule.serve`: evaluation preprocessing, model, mask-wise
+  post-processing and the undo, with the SavedModel's output names.
+* ``int8`` (full integer: int8 weights and activations, calibrated on a
+  representative dataset of training images): TFLite's calibrator crashes on
+  any model with a WHILE op (tensorflow/tensorflow#75140: it logs a loop
+  output the WHILE kernel has deallocated), and the mask-wise merge is a
+  while loop, so the int8 file ``model_int8.tflite`` holds preprocessing and
+  model (outputs: the raw logits) and the float ``postprocess.tflite`` the
+  post-processing and undo (inputs: those logits). Run one after the other
+  (docs/export.md).
+
+Quantisation risk (SPEC section 5): the k-means assignment is a hard argmax,
+so the int8 mode can keep chosen parts of the model in float
+(``float_scopes``: Keras name scopes such as ``kmax_transformer_decoder/``;
+selective quantisation through TFLite's quantisation debugger).
+
+Files carry a ``serving_default`` signature whose input is ``image`` and whose
+outputs are named as in the SavedModel.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+from typing import Dict
+from typing import Iterable
+from typing import Optional
+from typing import Sequence
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from remax_tf.export.saved_model import SERVING_DEFAULT
+from remax_tf.export.saved_model import ServingModule
+
+NONE = "none"
+FP16 = "fp16"
+DYNAMIC = "dynamic"
+INT8 = "int8"
+QUANTIZE_MODES = (NONE, FP16, DYNAMIC, INT8)
+POSTPROCESS_FILE = "postprocess.tflite"
+# Default number of representative images for int8 calibration (TFLite's
+# post-training quantisation guide suggests a few hundred; shapes are small).
+DEFAULT_CALIBRATION_STEPS = 100
+_FILE_SUFFIX = {NONE: "fp32", FP16: "fp16", DYNAMIC: "dynamic", INT8: "int8"}
+# Selective int8: the kMaX transformer decoder (k-means cross-attention and
+# its hard argmax assignment) and the prediction head stay in float
+# (builder.py layer names).
+FLOAT_DECODER_SCOPES = ("kmax_transformer_decoder/", "predictor/")
+
+RepresentativeImages = Callable[[], Iterable[np.ndarray]]
+
+
+def model_file_name(quantize: str) -> str:
+    """``model_fp32.tflite``, ``model_fp16.tflite``, ..."""
+    check_quantize(quantize)
+    return f"model_{_FILE_SUFFIX[quantize]}.tflite"
+
+
+def check_quantize(quantize: str) -> None:
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(
+            f"unknown quantize mode {quantize!r}; known modes: "
+            f"{', '.join(QUANTIZE_MODES)}."
+        )
+
+
+def _with_signature(
+    content: bytes, input_names: Sequence[str], output_names: Sequence[str]
+) -> bytes:
+    """Adds a ``serving_default`` SignatureDef naming the subgraph's inputs and
+    outputs (in the converted function's flattened order)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    subgraph = model.subgraphs[0]
+    if len(subgraph.inputs) != len(input_names) or len(subgraph.outputs) != len(
+        output_names
+    ):
+        raise RuntimeError(
+            f"converted model has {len(subgraph.inputs)} inputs and "
+            f"{len(subgraph.outputs)} outputs; expected {list(input_names)} and "
+            f"{list(output_names)}."
+        )
+
+    def tensor_maps(names, indices):
+        maps = []
+        for name, index in zip(names, indices):
+            entry = schema.TensorMapT()
+            entry.name = name
+            entry.tensorIndex = int(index)
+            maps.append(entry)
+        return maps
+
+    signature = schema.SignatureDefT()
+    signature.signatureKey = SERVING_DEFAULT
+    signature.subgraphIndex = 0
+    signature.inputs = tensor_maps(input_names, subgraph.inputs)
+    signature.outputs = tensor_maps(output_names, subgraph.outputs)
+    model.signatureDefs = [signature]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _flat_names(structure) -> list:
+    """Dict keys in ``tf.nest`` flattening order (sorted)."""
+    return [key for key, _ in sorted(structure.items())]
+
+
+def _converter(concrete, module: ServingModule) -> tf.lite.TFLiteConverter:
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    # Freeze the function directly instead of round-tripping through a
+    # temporary SavedModel: several times faster, the same ops; the signature
+    # is written afterwards by _with_signature.
+    converter.experimental_lower_to_saved_model = False
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return converter
+
+
+def _convert(concrete, module: ServingModule, configure=None) -> bytes:
+    converter = _converter(concrete, module)
+    if configure is not None:
+        configure(converter)
+    content = converter.convert()
+    inputs = [
+        spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)
+    ]
+    return _with_signature(content, inputs, _flat_names(concrete.structured_outputs))
+
+
+def _fp16_weights(converter: tf.lite.TFLiteConverter) -> None:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic_range(converter: tf.lite.TFLiteConverter) -> None:
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+# Modes whose file holds the whole serving graph, and their converter options.
+_FLOAT_GRAPH_OPTIONS = {NONE: None, FP16: _fp16_weights, DYNAMIC: _dynamic_range}
+
+
+def _representative_dataset(
+    images: RepresentativeImages, input_size: Sequence[int], steps: int
+):
+    height, width = (int(s) for s in input_size)
+
+    def generator():
+        count = 0
+        for image in images():
+            image = np.asarray(image)
+            if image.shape != (height, width, 3) or image.dtype != np.uint8:
+                raise ValueError(
+                    f"representative images must be uint8 [{height}, {width}, 3] "
+                    f"(the TFLite input size), got {image.dtype} {image.shape}."
+                )
+            yield [image[None]]
+            count += 1
+            if count >= steps:
+                return
+        if count == 0:
+            raise ValueError("the representative dataset yielded no image.")
+
+    return generator
+
+
+def convert_to_tflite(
+    module: ServingModule,
+    input_size: Sequence[int],
+    quantize: str = NONE,
+    representative_images: Optional[RepresentativeImages] = None,
+    calibration_steps: int = DEFAULT_CALIBRATION_STEPS,
+    float_scopes: Sequence[str] = (),
+) -> Dict[str, bytes]:
+    """Converts ``module`` for a fixed input size.
+
+    Args:
+      module: The :class:`ServingModule`.
+      input_size: (height, width) of the uint8 input image.
+      quantize: One of ``QUANTIZE_MODES``.
+      representative_images: ``int8`` only: a callable returning an iterable
+        of uint8 [H, W, 3] training images at ``input_size``.
+      calibration_steps: ``int8`` only: how many of them calibrate.
+      float_scopes: ``int8`` only: ops whose output tensor name contains one
+        of these strings stay in float (selective quantisation), e.g.
+        ``FLOAT_DECODER_SCOPES``: the k-means path.
+
+    Returns:
+      File name -> flatbuffer: ``{model_<mode>.tflite}``, plus
+      ``postprocess.tflite`` for ``int8``.
+    """
+    check_quantize(quantize)
+    if quantize != INT8 and (representative_images is not None or float_scopes):
+        raise ValueError(
+            "representative_images and float_scopes apply to quantize='int8' only."
+        )
+    name = model_file_name(quantize)
+    if quantize in _FLOAT_GRAPH_OPTIONS:
+        concrete = module.fixed_size_function(input_size)
+        return {name: _convert(concrete, module, _FLOAT_GRAPH_OPTIONS[quantize])}
+    if representative_images is None:
+        raise ValueError(
+            "quantize='int8' needs representative_images (training images) to "
+            "calibrate the activation ranges."
+        )
+    dataset = _representative_dataset(
+        representative_images, input_size, calibration_steps
+    )
+    logits = module.fixed_size_logits_function(input_size)
+    content = _convert_int8(logits, module, dataset, float_scopes)
+    post = module.fixed_size_postprocess_function(input_size, logits)
+    return {name: content, POSTPROCESS_FILE: _convert(post, module)}
+
+
+def _op_output_names(content: bytes) -> list:
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(content, 0)
+    names = []
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            for index in op.outputs:
+                name = subgraph.tensors[index].name
+                names.append(name.decode() if isinstance(name, bytes) else name)
+    return names
+
+
+def _convert_int8(concrete, module, dataset, float_scopes) -> bytes:
+    converter = _converter(concrete, module)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    # Int8 kernels where they exist, float fallback for the rest; the input
+    # stays uint8 (cast inside), outputs are float32.
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,
+    ]
+    if float_scopes:
+        # Tensor names of the calibrated model are those of the float one.
+        names = _op_output_names(_converter(concrete, module).convert())
+        nodes = [n for n in names if any(scope in n for scope in float_scopes)]
+        if not nodes:
+            raise ValueError(
+                f"float_scopes {list(float_scopes)} match no op of the model; "
+                "use Keras layer name scopes such as 'kmax_transformer_decoder/'."
+            )
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=dataset,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=nodes
+            ),
+        )
+        content = debugger.get_nondebug_quantized_model()
+    else:
+        with warnings.catch_warnings():
+            # The uint8 image input is cast to float inside the graph, so it
+            # has no quantisation statistics by design.
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+            content = converter.convert()
+    inputs = [
+        spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)
+    ]
+    return _with_signature(content, inputs, _flat_names(concrete.structured_outputs))
+
+
+def op_types(content: bytes) -> Dict[str, int]:
+    """Op type -> count over all subgraphs of a TFLite flatbuffer (custom and
+    Flex ops by their custom code)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {
+        value: key
+        for key, value in vars(schema.BuiltinOperator).items()
+        if not key.startswith("_")
+    }
+    model = schema.ModelT.InitFromPackedBuf(content, 0)
+    counts: Dict[str, int] = {}
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+            if builtin == schema.BuiltinOperator.CUSTOM:
+                custom = code.customCode
+                if isinstance(custom, bytes):
+                    custom = custom.decode()
+                name = f"CUSTOM:{custom}"
+            else:
+                name = names.get(builtin, str(builtin))
+            counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+__all__ = [
+    "DEFAULT_CALIBRATION_STEPS",
+    "FLOAT_DECODER_SCOPES",
+    "POSTPROCESS_FILE",
+    "QUANTIZE_MODES",
+    "check_quantize",
+    "convert_to_tflite",
+    "model_file_name",
+    "op_types",
+]

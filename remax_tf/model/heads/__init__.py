@@ -1,0 +1,1 @@
+"""Prediction heads of kMaX-DeepLab and ReMaX."""

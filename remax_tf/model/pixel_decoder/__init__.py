@@ -1,0 +1,1 @@
+"""kMaX-DeepLab's pixel decoder."""

@@ -1,0 +1,1 @@
+"""kMaX-DeepLab's transformer decoder: k-means cross-attention layers."""

@@ -1,0 +1,398 @@
+"""Panoptic predictions for image files, with a checkpoint, SavedModel or TFLite.
+
+    python -m remax_tf.predict --model runs/demo/shapes_kmax \\
+        --config_file configs/demo/shapes_kmax.textproto \\
+        --images 'photos/*.jpg' --output_dir predictions/
+
+    python -m remax_tf.predict --model runs/demo/shapes_kmax/export \\
+        --images photos/ --output_dir predictions/
+
+``--model`` is a training checkpoint (then ``--config_file`` is required), a
+SavedModel directory or a ``.tflite`` file (see ``remax_tf.inference``). Images
+of any size and format are read upright (EXIF orientation) as RGB. For each
+image ``<name>`` the output directory receives:
+
+* ``<name>_panoptic.png``: the COCO panoptic id PNG (``id = R + 256 G +
+  256^2 B``, 0 = void);
+* ``<name>_overlay.png``: the image with a colour per segment, outlines and
+  class names, at the image's size;
+
+and, for all images, ``predictions.json`` (COCO panoptic format with the
+dataset's original category ids, scored by ``python -m
+remax_tf.evaluation.coco_panoptic --pred_folder <output_dir>``) and
+``segments.json`` (the HuggingFace-style ``segments_info`` of each image,
+whose ids are the PNG's ids). See docs/inference.md.
+
+An unreadable image is skipped with a message naming it (``--on_error skip``,
+the default; the exit status is then 0 unless no image succeeded) or stops
+the run (``--on_error fail``, exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import dataclasses
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Dict
+from typing import List
+from typing import Optional
+from typing import Sequence
+from typing import TextIO
+from typing import Tuple
+from typing import Union
+
+if TYPE_CHECKING:
+    from remax_tf.inference.predictor import Predictor
+
+PANOPTIC_SUFFIX = "_panoptic.png"
+OVERLAY_SUFFIX = "_overlay.png"
+COCO_JSON = "predictions.json"
+SEGMENTS_JSON = "segments.json"
+ON_ERROR_CHOICES = ("skip", "fail")
+# Skipped images listed in the final summary (all are in segments.json).
+_SUMMARY_LIST_LIMIT = 10
+
+
+class PredictError(RuntimeError):
+    """An image failed with ``on_error="fail"``; the message names it."""
+
+
+@dataclasses.dataclass
+class PredictSummary:
+    """What :func:`predict_images` did.
+
+    Attributes:
+      output_dir: Where the files are.
+      predicted: Input paths with outputs, in order.
+      skipped: (input path, reason) of the images left out.
+      seconds: Wall time of the loop.
+    """
+
+    output_dir: str
+    predicted: List[str] = dataclasses.field(default_factory=list)
+    skipped: List[Tuple[str, str]] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def describe(self) -> str:
+        lines = [
+            f"[predict] {len(self.predicted)} images predicted, {len(self.skipped)} "
+            f"skipped, in {self.seconds:.1f} s -> {self.output_dir} "
+            f"({COCO_JSON}, {SEGMENTS_JSON}, *{PANOPTIC_SUFFIX}, *{OVERLAY_SUFFIX})"
+        ]
+        for path, reason in self.skipped[:_SUMMARY_LIST_LIMIT]:
+            lines.append(f"[predict]   skipped {path}: {reason}")
+        if len(self.skipped) > _SUMMARY_LIST_LIMIT:
+            lines.append(
+                f"[predict]   ... and {len(self.skipped) - _SUMMARY_LIST_LIMIT} more "
+                f"(all listed in {SEGMENTS_JSON})"
+            )
+        return "\n".join(lines)
+
+
+def output_names(paths: Sequence[str]) -> Dict[str, str]:
+    """A distinct output name per input path: its file name without extension;
+    for names that clash, its path below the inputs' common directory (then,
+    if still needed, with the extension)."""
+    stems = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    counts = collections.Counter(stems)
+    directories = [os.path.dirname(os.path.abspath(p)) for p in paths]
+    root = os.path.commonpath(directories) if directories else ""
+    names = {}
+    for path, stem in zip(paths, stems):
+        if counts[stem] > 1:
+            relative = os.path.relpath(os.path.abspath(path), root)
+            stem = os.path.splitext(relative)[0].replace(os.sep, "__")
+        names[path] = stem
+    counts = collections.Counter(names.values())
+    for path, name in names.items():
+        if counts[name] > 1:
+            names[path] = f"{name}_{os.path.splitext(path)[1].lstrip('.')}"
+    return names
+
+
+def image_ids(names: Sequence[str]) -> List[Union[int, str]]:
+    """COCO ``image_id`` per output name: the number for an all-digit name
+    (COCO's ``000000142238`` -> 142238, as in its ground truth), else the name.
+    Names are used throughout if numbers would collide."""
+    ids: List[Union[int, str]] = [int(n) if n.isdigit() else n for n in names]
+    if len(set(ids)) < len(ids):
+        return list(names)
+    return ids
+
+
+def coco_categories(descriptor) -> List[Dict[str, Any]]:
+    """The COCO ``categories`` list of a dataset (original category ids)."""
+    things = set(descriptor.thing_class_ids)
+    return [
+        {
+            "id": int(descriptor.original_category_ids[i]),
+            "name": descriptor.class_names[i],
+            "isthing": int(i in things),
+            "color": list(descriptor.class_colors[i]),
+        }
+        for i in sorted(descriptor.thing_stuff_class_ids)
+    ]
+
+
+def _progress(items: Sequence[str], enabled: bool, stream: TextIO):
+    """Yields ``items`` with a progress bar on ``stream`` (tqdm when installed,
+    else one line per image)."""
+    if not enabled:
+        yield from items
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        tqdm = None
+    if tqdm is not None:
+        yield from tqdm(items, desc="[predict]", unit="img", file=stream)
+        return
+    start = time.time()
+    for index, item in enumerate(items, start=1):
+        yield item
+        print(
+            f"[predict] {index}/{len(items)} {os.path.basename(item)} "
+            f"({time.time() - start:.1f} s)",
+            file=stream,
+            flush=True,
+        )
+
+
+def _segments_entry(
+    path: str,
+    name: str,
+    image_id,
+    image,
+    maps: Dict[str, Any],
+    descriptor,
+    with_overlay: bool,
+) -> Dict[str, Any]:
+    from remax_tf import common
+    from remax_tf.postprocess import panoptic_segments
+
+    result = panoptic_segments(
+        maps[common.PRED_PANOPTIC_KEY],
+        descriptor,
+        scores=maps.get(common.PRED_SEMANTIC_SCORES_KEY),
+        instance_map=maps.get(common.PRED_INSTANCE_KEY),
+    )
+    segments = [
+        dict(
+            info,
+            label=descriptor.class_names[info["label_id"]],
+            category_id=int(descriptor.original_category_ids[info["label_id"]]),
+        )
+        for info in result["segments_info"]
+    ]
+    return {
+        "image": path,
+        "image_id": image_id,
+        "height": int(image.shape[0]),
+        "width": int(image.shape[1]),
+        "segmentation": name + PANOPTIC_SUFFIX,
+        "overlay": name + OVERLAY_SUFFIX if with_overlay else None,
+        "segments_info": segments,
+    }
+
+
+def predict_images(
+    predictor: "Predictor",
+    image_paths: Sequence[str],
+    output_dir: str,
+    *,
+    on_error: str = "skip",
+    overlay: bool = True,
+    progress: bool = True,
+    stream: Optional[TextIO] = None,
+) -> PredictSummary:
+    """Predicts every image and writes the PNGs and the two JSON files.
+
+    Args:
+      predictor: From :func:`remax_tf.inference.load_predictor`.
+      image_paths: Input files.
+      output_dir: Created if needed.
+      on_error: "skip": an image that cannot be read or predicted is left
+        out with a message on ``stream``; "fail": raise.
+      overlay: Write the ``*_overlay.png`` pictures.
+      progress: Show a progress bar on ``stream``.
+      stream: Where progress and messages go (default: stderr).
+
+    Returns:
+      The :class:`PredictSummary`.
+
+    Raises:
+      PredictError: with ``on_error="fail"``, naming the image.
+    """
+    import tensorflow as tf
+
+    from remax_tf import common
+    from remax_tf import visualization
+    from remax_tf.evaluation.coco_panoptic import CocoPanopticWriter
+    from remax_tf.evaluation.json_io import write_json_atomic
+    from remax_tf.inference.images import ImageReadError
+    from remax_tf.inference.images import load_image
+
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(
+            f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}."
+        )
+    stream = sys.stderr if stream is None else stream
+    descriptor = predictor.descriptor
+    os.makedirs(output_dir, exist_ok=True)
+    writer = CocoPanopticWriter(
+        output_dir,
+        os.path.join(output_dir, COCO_JSON),
+        descriptor,
+        categories=coco_categories(descriptor),
+    )
+    names = output_names(image_paths)
+    ids = dict(zip(image_paths, image_ids([names[p] for p in image_paths])))
+    summary = PredictSummary(output_dir=output_dir)
+    entries = []
+    start = time.time()
+    for path in _progress(image_paths, progress, stream):
+        try:
+            image = load_image(path)
+            maps = predictor(image)
+        except (ImageReadError, ValueError, tf.errors.OpError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if on_error == "fail":
+                raise PredictError(f"{path}: {reason}") from e
+            print(f"[predict] skipping {path}: {reason}", file=stream, flush=True)
+            summary.skipped.append((path, reason))
+            continue
+        name = names[path]
+        panoptic = maps[common.PRED_PANOPTIC_KEY]
+        writer.add(
+            ids[path],
+            name + PANOPTIC_SUFFIX,
+            panoptic,
+            scores=maps.get(common.PRED_SEMANTIC_SCORES_KEY),
+        )
+        if overlay:
+            visualization.save_png(
+                os.path.join(output_dir, name + OVERLAY_SUFFIX),
+                visualization.overlay(image, panoptic, descriptor),
+            )
+        entries.append(
+            _segments_entry(path, name, ids[path], image, maps, descriptor, overlay)
+        )
+        summary.predicted.append(path)
+    writer.close()
+    write_json_atomic(
+        os.path.join(output_dir, SEGMENTS_JSON),
+        {
+            "model": predictor.describe(),
+            "dataset": descriptor.name,
+            "label_divisor": descriptor.panoptic_label_divisor,
+            "images": entries,
+            "skipped": [{"image": p, "error": r} for p, r in summary.skipped],
+        },
+    )
+    summary.seconds = time.time() - start
+    return summary
+
+
+def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m remax_tf.predict",
+        description=(
+            "Panoptic predictions (COCO PNG + JSON, overlays) for image files with "
+            "a training checkpoint, a SavedModel or a TFLite file."
+        ),
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="checkpoint (ckpt-N prefix, its directory, or the trainer's "
+        "model_dir), SavedModel directory (or export directory), or .tflite file",
+    )
+    parser.add_argument(
+        "--images",
+        required=True,
+        nargs="+",
+        help="image files, globs (quote them; ** recurses) or directories",
+    )
+    parser.add_argument("--output_dir", required=True, help="created if needed")
+    parser.add_argument(
+        "--config_file", default=None, help="experiment textproto (checkpoints only)"
+    )
+    parser.add_argument(
+        "--config_override",
+        action="append",
+        default=[],
+        help="field.path=value (repeatable; checkpoints only)",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="dataset name or descriptor .json; default: the config's, or the "
+        "export metadata's",
+    )
+    parser.add_argument(
+        "--on_error",
+        choices=ON_ERROR_CHOICES,
+        default="skip",
+        help="an unreadable image is skipped (default) or stops the run",
+    )
+    parser.add_argument(
+        "--overlay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write *_overlay.png pictures (default: yes)",
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress bar on stderr (default: yes)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from remax_tf.config import ConfigError
+    from remax_tf.inference.images import list_images
+    from remax_tf.inference.model_files import ModelFileError
+    from remax_tf.inference.predictor import load_predictor
+
+    try:
+        paths = list_images(args.images)
+        predictor = load_predictor(
+            args.model,
+            config_file=args.config_file,
+            config_overrides=args.config_override,
+            dataset=args.dataset,
+        )
+        print(f"[predict] model: {predictor.describe()}", file=sys.stderr, flush=True)
+        summary = predict_images(
+            predictor,
+            paths,
+            args.output_dir,
+            on_error=args.on_error,
+            overlay=args.overlay,
+            progress=args.progress,
+        )
+    except (
+        ConfigError,
+        FileNotFoundError,
+        KeyError,
+        ModelFileError,
+        PredictError,
+    ) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return 1
+    print(summary.describe(), file=sys.stderr, flush=True)
+    return 0 if summary.predicted or not summary.skipped else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""Errors that stop a run with a message saying what happened and what to do."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss term became NaN or Inf; training stopped before saving it."""
+
+    def __init__(self, step: int, term: str, value: float, all_terms: str = ""):
+        self.step, self.term, self.value = step, term, value
+        super().__init__(
+            f"non-finite loss at step {step}: {term} = {value} (all terms: {all_terms}). "
+            "Training stopped; no checkpoint was written after this step, so the last "
+            "checkpoint in model_dir is the last good one. Fix: lower "
+            "base_learning_rate, enable use_gradient_clipping, or enable ReMaX "
+            "(model_options.remax), which trains stably without clipping."
+        )
+
+
+class TrainingSetupError(ValueError):
+    """model_dir, checkpoint or dataset problems found before training."""

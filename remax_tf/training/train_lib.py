@@ -1,0 +1,250 @@
+"""Runs an experiment: DeepLab2's modes on orbit, with its model_dir layout.
+
+``model_dir/<experiment_name>/`` holds the checkpoints (``ckpt-N``), ``train/``
+and ``eval/`` TensorBoard summaries, ``eval/metrics_*.json`` and, after
+export, ``export/``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+from typing import Dict
+from typing import Optional
+
+from absl import logging
+import orbit
+import tensorflow as tf
+import tf_keras
+
+from remax_tf import common
+from remax_tf.config import validate_config
+from remax_tf.data import datasets
+from remax_tf.protos import config_pb2
+from remax_tf.training import checkpoints
+from remax_tf.training import distribution
+from remax_tf.training.errors import TrainingSetupError
+from remax_tf.training.inputs import distributed_dataset
+from remax_tf.training.progress import ProgressPrinter
+from remax_tf.training.trainer import Trainer
+
+MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export")
+
+
+def experiment_dir(model_dir: str, config: config_pb2.ExperimentOptions) -> str:
+    """DeepLab2's layout: the experiment name under ``--model_dir``."""
+    return (
+        os.path.join(model_dir, config.experiment_name)
+        if config.experiment_name
+        else model_dir
+    )
+
+
+def _dataset_name(mode: str, config: config_pb2.ExperimentOptions) -> str:
+    if mode in ("eval", "continuous_eval") and config.eval_dataset_options.dataset:
+        return config.eval_dataset_options.dataset
+    return config.train_dataset_options.dataset or config.eval_dataset_options.dataset
+
+
+def build_keras_model(config, descriptor, crop_size, training: bool) -> tf_keras.Model:
+    """Builds the model and creates its variables (inference ones, plus the
+    training-only ones when ``training``)."""
+    from remax_tf.model import build_model
+
+    model = build_model(config, descriptor)
+    dummy = tf.zeros([1] + list(crop_size) + [3], tf.float32)
+    model(dummy, training=False)
+    if training:
+        model(dummy, training=True)
+    return model
+
+
+def _export_latest(
+    config: config_pb2.ExperimentOptions, model_dir: str
+) -> Dict[str, object]:
+    """``--mode export``: the latest checkpoint of the experiment, restored
+    strictly (every inference variable), exported to ``<workdir>/export``."""
+    from remax_tf.export import export_checkpoint
+
+    workdir = experiment_dir(model_dir, config)
+    latest = tf.train.latest_checkpoint(workdir)
+    if latest is None:
+        raise TrainingSetupError(
+            f"--mode=export: no checkpoint in {workdir}. Fix: train first, or point "
+            "--model_dir (and experiment_name) at a trained run."
+        )
+    try:
+        export = export_checkpoint(config, latest, os.path.join(workdir, "export"))
+    except ValueError as e:
+        raise TrainingSetupError(f"--mode=export: {e}") from e
+    return {
+        "model_dir": workdir,
+        "global_step": int(latest.rsplit("-", 1)[1]),
+        "export": export,
+    }
+
+
+def run_experiment(
+    mode: str,
+    config: config_pb2.ExperimentOptions,
+    model_dir: str,
+    master: Optional[str] = None,
+    num_gpus: int = 0,
+    *,
+    strategy: Optional[tf.distribute.Strategy] = None,
+    progress: Optional[Callable[[Dict[str, float]], None]] = None,
+) -> Dict[str, object]:
+    """Runs ``mode`` and returns what it produced (final logs, metrics, paths).
+
+    Args:
+      mode: One of ``MODES``.
+      config: A loaded ``ExperimentOptions``.
+      model_dir: Base directory; the experiment uses
+        ``model_dir/experiment_name``.
+      master: TPU name or address (``--master``).
+      num_gpus: GPUs to use (``--num_gpus``).
+      strategy: Use this strategy instead of creating one (tests).
+      progress: Receives the per-loop progress statistics; default prints.
+    """
+    if mode not in MODES:
+        raise ValueError(f"--mode={mode!r}: use one of {MODES}.")
+    if mode == "export":
+        return _export_latest(config, model_dir)
+    strategy = strategy or distribution.create_strategy(master, num_gpus)
+    replicas = strategy.num_replicas_in_sync
+    validate_config(config, num_replicas=replicas)
+    workdir = experiment_dir(model_dir, config)
+    chief = distribution.is_chief(strategy)
+    checkpoint_dir = (
+        workdir if chief else checkpoints.worker_scratch_dir(workdir, strategy)
+    )
+    checkpoints.check_model_dir(checkpoint_dir)
+    descriptor = datasets.get_dataset_descriptor(_dataset_name(mode, config))
+    training = mode in ("train", "train_and_eval")
+    logging.info(
+        "Mode %s with %s (%d replicas); model_dir %s",
+        mode,
+        type(strategy).__name__,
+        replicas,
+        workdir,
+    )
+
+    crop = list(
+        config.train_dataset_options.crop_size or config.eval_dataset_options.crop_size
+    )
+    if config.trainer_options.seed:
+        # Same seed, same initial weights and augmentation on every worker.
+        tf_keras.utils.set_random_seed(config.trainer_options.seed)
+    with strategy.scope():
+        model = build_keras_model(config, descriptor, crop, training)
+        global_step = orbit.utils.create_global_step()
+        trainer = evaluator = None
+        if training:
+            from remax_tf.losses import build_loss
+
+            loss = build_loss(config, descriptor)
+            trainer = Trainer(
+                model=model,
+                loss_fn=loss,
+                loss_names=list(loss.loss_names),
+                train_dataset=distributed_dataset(
+                    strategy, config.train_dataset_options, True
+                ),
+                strategy=strategy,
+                global_step=global_step,
+                solver=config.trainer_options.solver_options,
+                global_batch_size=config.train_dataset_options.batch_size,
+                backbone_variables=model.checkpoint_items[
+                    common.CKPT_ENCODER
+                ].trainable_variables,
+                progress=(progress or ProgressPrinter()) if chief else None,
+            )
+            trainer.build_optimizers()
+        if mode in ("eval", "train_and_eval", "continuous_eval"):
+            from remax_tf.training.evaluator import Evaluator
+
+            evaluator = Evaluator(
+                config=config,
+                model=model,
+                descriptor=descriptor,
+                strategy=strategy,
+                global_step=global_step,
+                output_dir=os.path.join(workdir, "eval"),
+            )
+
+    items = dict(global_step=global_step, **model.checkpoint_items)
+    if trainer is not None:
+        items.update(trainer.checkpoint_items)
+    checkpoint = tf.train.Checkpoint(**items)
+    manager_class = (
+        tf.train.CheckpointManager
+        if training
+        else checkpoints.PartialRestoreCheckpointManager
+    )
+    manager = manager_class(
+        checkpoint,
+        directory=checkpoint_dir,
+        max_to_keep=config.trainer_options.num_checkpoints_to_keep,
+        step_counter=global_step,
+        checkpoint_interval=config.trainer_options.save_checkpoints_steps,
+        init_fn=(lambda: checkpoints.restore_initial_checkpoint(config, model))
+        if training
+        else None,
+    )
+    with checkpoints.explain_restore_errors(checkpoint_dir, config):
+        controller = orbit.Controller(
+            strategy=strategy,
+            trainer=trainer,
+            evaluator=evaluator,
+            global_step=global_step,
+            steps_per_loop=config.trainer_options.steps_per_loop,
+            checkpoint_manager=manager,
+            summary_interval=config.trainer_options.save_summaries_steps
+            if chief
+            else None,
+            summary_dir=os.path.join(workdir, "train") if chief else None,
+            eval_summary_dir=os.path.join(workdir, "eval") if chief else None,
+        )
+    if manager.latest_checkpoint and chief:
+        step = int(global_step.numpy())
+        print(
+            f"[{mode}] restored {manager.latest_checkpoint} (step {step})", flush=True
+        )
+    result: Dict[str, object] = {"model_dir": workdir}
+    total_steps = config.trainer_options.solver_options.training_number_of_steps
+    eval_steps = config.evaluator_options.eval_steps
+    with strategy.scope(), checkpoints.explain_empty_dataset(config):
+        if mode == "train":
+            if int(global_step.numpy()) == 0:
+                controller.save_checkpoint()
+            controller.train(steps=total_steps)
+        elif mode == "train_and_eval":
+            if int(global_step.numpy()) == 0:
+                controller.save_checkpoint()
+            controller.train_and_evaluate(
+                train_steps=total_steps,
+                eval_steps=eval_steps,
+                eval_interval=config.evaluator_options.eval_interval,
+            )
+        elif mode == "eval":
+            if manager.latest_checkpoint is None:
+                raise TrainingSetupError(
+                    f"--mode=eval: no checkpoint in {checkpoint_dir}. Fix: train first, or "
+                    "point --model_dir (and experiment_name) at a trained run."
+                )
+            controller.evaluate(steps=eval_steps)
+        elif mode == "continuous_eval":
+            timeout = config.evaluator_options.continuous_eval_timeout
+            controller.evaluate_continuously(
+                steps=eval_steps, timeout=None if timeout < 0 else timeout
+            )
+    if evaluator is not None and evaluator.last_results is not None:
+        result["metrics"] = evaluator.last_results
+    if training and chief and config.trainer_options.export_at_end:
+        from remax_tf.export import export_from_config
+
+        result["export"] = export_from_config(
+            config, model, os.path.join(workdir, "export")
+        )
+    result["global_step"] = int(global_step.numpy())
+    return result

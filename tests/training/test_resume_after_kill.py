@@ -1,0 +1,107 @@
+"""Training killed with SIGKILL resumes from its last checkpoint."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TRAIN = os.path.join(REPO, "trainer", "train.py")
+CONFIG = os.path.join(REPO, "configs", "demo", "shapes_remax.textproto")
+EXPERIMENT = "shapes_remax"
+TIMEOUT_S = 420
+
+
+def command(model_dir, overrides, steps):
+    args = [
+        sys.executable,
+        TRAIN,
+        "--config_file",
+        CONFIG,
+        "--mode",
+        "train",
+        "--model_dir",
+        model_dir,
+    ]
+    for o in overrides + (
+        f"trainer_options.solver_options.training_number_of_steps={steps}",
+    ):
+        args += ["--config_override", o]
+    return args
+
+
+def checkpoint_step(path):
+    return int(path.rsplit("-", 1)[1])
+
+
+def test_sigkill_after_a_checkpoint_then_resume(tiny_env, tiny_overrides, tmp_path):
+    model_dir = str(tmp_path)
+    workdir = os.path.join(model_dir, EXPERIMENT)
+    cmd = command(model_dir, tiny_overrides, steps=40)
+    proc = subprocess.Popen(
+        cmd, env=tiny_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.time() + TIMEOUT_S
+        latest = None
+        # Wait for a checkpoint past the initial one, then kill without warning
+        # (possibly while the next checkpoint is being written).
+        while time.time() < deadline and proc.poll() is None:
+            latest = tf.train.latest_checkpoint(workdir)
+            if latest and checkpoint_step(latest) >= 4:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "training ended before it could be killed"
+        assert latest and checkpoint_step(latest) >= 4, "no checkpoint in time"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    # Whatever was being written, the checkpoint the state file names is whole.
+    latest = tf.train.latest_checkpoint(workdir)
+    step = checkpoint_step(latest)
+    reader = tf.train.load_checkpoint(latest)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+    # Restarting resumes there and trains to the requested step.
+    done = subprocess.run(
+        command(model_dir, tiny_overrides, steps=step + 4),
+        env=tiny_env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"restored {latest} (step {step})" in done.stdout
+    assert f"'global_step': {step + 4}" in done.stdout
+    progress = [
+        line for line in done.stdout.splitlines() if line.startswith("[train] step")
+    ]
+    assert progress and progress[0].startswith(f"[train] step {step + 2}/")
+    assert checkpoint_step(tf.train.latest_checkpoint(workdir)) == step + 4
+
+
+@pytest.mark.parametrize("bad_flag", ["--mode=dance"])
+def test_cli_rejects_unknown_mode(tiny_env, bad_flag):
+    done = subprocess.run(
+        [
+            sys.executable,
+            TRAIN,
+            "--config_file",
+            CONFIG,
+            "--model_dir",
+            "/tmp/x",
+            bad_flag,
+        ],
+        env=tiny_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0 and "dance" in done.stderr
