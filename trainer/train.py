@@ -45,6 +45,12 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
+    if os.environ.get("REMAX_TF_DISABLE_GRAPPLER") == "1":
+        # Skip TensorFlow's graph optimiser: a faster start and slower steps,
+        # for smoke runs and tests that train a handful of steps.
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
     # Our progress and metric lines go to stdout; absl's INFO stream (orbit
     # prints every loss dict there) only with --verbosity=0 or higher.
     if not FLAGS["verbosity"].present:

@@ -50,6 +50,15 @@ def create_strategy(
     return tf.distribute.get_strategy()
 
 
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """Whether ``strategy`` spans several worker processes."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return False
+    spec = resolver.cluster_spec().as_dict()
+    return len(spec.get("worker", [])) + len(spec.get("chief", [])) > 1
+
+
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this task writes summaries, exports and logs progress."""
     resolver = getattr(strategy, "cluster_resolver", None)

@@ -24,6 +24,7 @@ from remax_tf.protos import config_pb2
 from remax_tf.training import checkpoints
 from remax_tf.training import distribution
 from remax_tf.training.errors import TrainingSetupError
+from remax_tf.training.image_summaries import build_image_summaries
 from remax_tf.training.inputs import distributed_dataset
 from remax_tf.training.progress import ProgressPrinter
 from remax_tf.training.trainer import Trainer
@@ -158,6 +159,11 @@ def run_experiment(
                     common.CKPT_ENCODER
                 ].trainable_variables,
                 progress=(progress or ProgressPrinter()) if chief else None,
+                image_summaries=(
+                    build_image_summaries(config, model, descriptor, strategy)
+                    if chief and not distribution.is_multi_worker(strategy)
+                    else None
+                ),
             )
             trainer.build_optimizers()
         if mode in ("eval", "train_and_eval", "continuous_eval"):

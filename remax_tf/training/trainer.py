@@ -48,6 +48,7 @@ class Trainer(orbit.StandardTrainer):
         global_batch_size: int,
         backbone_variables: Optional[List[tf.Variable]] = None,
         progress: Optional[Callable[[Dict[str, float]], None]] = None,
+        image_summaries=None,
     ):
         super().__init__(
             train_dataset,
@@ -96,6 +97,7 @@ class Trainer(orbit.StandardTrainer):
             tf.zeros([len(self._loss_names)]), trainable=False, name="nonfinite_values"
         )
         self._progress = progress
+        self._image_summaries = image_summaries
         self._loop_start_time = None
         self._loop_start_step = None
 
@@ -180,6 +182,8 @@ class Trainer(orbit.StandardTrainer):
                     "learning_rate": logs["learning_rate"],
                 }
             )
+        if self._image_summaries is not None:
+            self._image_summaries.write(step)
         return logs
 
     # -- one replica ----------------------------------------------------------

@@ -36,6 +36,49 @@ TINY_OVERRIDES = (
 )
 
 
+# For the tests of the training machinery (not of the model): kMaX without
+# ReMaX and a single decoder layer, which halves graph construction time.
+LIGHT_CONFIG = str(REPO / "configs" / "demo" / "shapes_kmax.textproto")
+LIGHT_OVERRIDES = tuple(
+    o for o in TINY_OVERRIDES if not o.startswith("model_options.remax")
+) + (
+    "model_options.max_deeplab.transformer_decoder_num_blocks=[1]",
+    "model_options.max_deeplab.transformer_decoder_strides=[32]",
+)
+
+
+@pytest.fixture(autouse=True)
+def _no_graph_optimizer():
+    """Grappler spends longer optimising the train step than these few-step
+    runs spend executing it."""
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options()
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+    yield
+    tf.config.optimizer.set_experimental_options(
+        {"disable_meta_optimizer": before.get("disable_meta_optimizer", False)}
+    )
+
+
+@pytest.fixture(scope="session")
+def light_config_factory(tiny_data_dir):
+    env = dict(os.environ, REMAX_DATA_DIR=tiny_data_dir)
+
+    def make(*overrides):
+        return load_config(
+            LIGHT_CONFIG, LIGHT_OVERRIDES + tuple(overrides), environ=env
+        )
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def light_command():
+    """(config path, overrides) for trainer subprocesses of the light model."""
+    return LIGHT_CONFIG, LIGHT_OVERRIDES
+
+
 @pytest.fixture(scope="session")
 def tiny_overrides():
     return TINY_OVERRIDES
@@ -68,6 +111,11 @@ def tiny_config_factory(tiny_data_dir):
 @pytest.fixture(scope="session")
 def tiny_env(tiny_data_dir):
     """Environment for trainer subprocesses."""
-    env = dict(os.environ, REMAX_DATA_DIR=tiny_data_dir, TF_CPP_MIN_LOG_LEVEL="2")
+    env = dict(
+        os.environ,
+        REMAX_DATA_DIR=tiny_data_dir,
+        TF_CPP_MIN_LOG_LEVEL="2",
+        REMAX_TF_DISABLE_GRAPPLER="1",
+    )
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
     return env

@@ -12,7 +12,6 @@ import tensorflow as tf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-CONFIG = os.path.join(REPO, "configs", "demo", "shapes_remax.textproto")
 TIMEOUT_S = 420
 
 # One step from the same weights and batch: sync batch norm, every pixel
@@ -28,13 +27,14 @@ DETERMINISTIC = (
 )
 
 
-def test_two_mirrored_cpus_give_the_one_device_loss(tiny_env, tiny_overrides, tmp_path):
-    overrides = list(tiny_overrides) + list(DETERMINISTIC)
+def test_two_mirrored_cpus_give_the_one_device_loss(tiny_env, light_command, tmp_path):
+    config, base = light_command
+    overrides = list(base) + list(DETERMINISTIC)
     done = subprocess.run(
         [
             sys.executable,
             os.path.join(HERE, "two_replica_losses.py"),
-            CONFIG,
+            config,
             str(tmp_path),
             json.dumps(overrides),
         ],
@@ -60,11 +60,12 @@ def _free_ports(count):
 
 
 def test_two_workers_on_localhost_end_with_identical_weights(
-    tiny_env, tiny_overrides, tmp_path
+    tiny_env, light_command, tmp_path
 ):
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    overrides = list(tiny_overrides) + [
+    config, base = light_command
+    overrides = list(base) + [
         "train_dataset_options.batch_size=4",
         "trainer_options.solver_options.training_number_of_steps=2",
         "trainer_options.seed=5",
@@ -81,7 +82,7 @@ def test_two_workers_on_localhost_end_with_identical_weights(
             sys.executable,
             os.path.join(REPO, "trainer", "train.py"),
             "--config_file",
-            CONFIG,
+            config,
             "--mode",
             "train",
             "--model_dir",
@@ -103,10 +104,10 @@ def test_two_workers_on_localhost_end_with_identical_weights(
                 p.wait()
     for p, (_, err) in zip(procs, outputs):
         assert p.returncode == 0, err[-3000:]
-    chief = tf.train.latest_checkpoint(os.path.join(str(tmp_path), "shapes_remax"))
+    chief = tf.train.latest_checkpoint(os.path.join(str(tmp_path), "shapes_kmax"))
     (worker,) = [
         tf.train.latest_checkpoint(d)
-        for d in glob.glob(os.path.join(str(tmp_path), "shapes_remax", "workers", "*"))
+        for d in glob.glob(os.path.join(str(tmp_path), "shapes_kmax", "workers", "*"))
     ]
     assert chief.endswith("ckpt-2") and worker.endswith("ckpt-2")
     a, b = tf.train.load_checkpoint(chief), tf.train.load_checkpoint(worker)

@@ -6,24 +6,23 @@ import subprocess
 import sys
 import time
 
-import pytest
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TRAIN = os.path.join(REPO, "trainer", "train.py")
-CONFIG = os.path.join(REPO, "configs", "demo", "shapes_remax.textproto")
-EXPERIMENT = "shapes_remax"
+EXPERIMENT = "shapes_kmax"
 TIMEOUT_S = 420
 
 
-def command(model_dir, overrides, steps):
+def command(model_dir, light_command, steps, mode="train"):
+    config, overrides = light_command
     args = [
         sys.executable,
         TRAIN,
         "--config_file",
-        CONFIG,
+        config,
         "--mode",
-        "train",
+        mode,
         "--model_dir",
         model_dir,
     ]
@@ -38,12 +37,14 @@ def checkpoint_step(path):
     return int(path.rsplit("-", 1)[1])
 
 
-def test_sigkill_after_a_checkpoint_then_resume(tiny_env, tiny_overrides, tmp_path):
+def test_sigkill_after_a_checkpoint_then_resume(tiny_env, light_command, tmp_path):
     model_dir = str(tmp_path)
     workdir = os.path.join(model_dir, EXPERIMENT)
-    cmd = command(model_dir, tiny_overrides, steps=40)
     proc = subprocess.Popen(
-        cmd, env=tiny_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command(model_dir, light_command, steps=400),
+        env=tiny_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.time() + TIMEOUT_S
@@ -54,7 +55,7 @@ def test_sigkill_after_a_checkpoint_then_resume(tiny_env, tiny_overrides, tmp_pa
             latest = tf.train.latest_checkpoint(workdir)
             if latest and checkpoint_step(latest) >= 4:
                 break
-            time.sleep(0.2)
+            time.sleep(0.1)
         assert proc.poll() is None, "training ended before it could be killed"
         assert latest and checkpoint_step(latest) >= 4, "no checkpoint in time"
         os.kill(proc.pid, signal.SIGKILL)
@@ -71,7 +72,7 @@ def test_sigkill_after_a_checkpoint_then_resume(tiny_env, tiny_overrides, tmp_pa
         reader.get_tensor(name)
     # Restarting resumes there and trains to the requested step.
     done = subprocess.run(
-        command(model_dir, tiny_overrides, steps=step + 4),
+        command(model_dir, light_command, steps=step + 4),
         env=tiny_env,
         capture_output=True,
         text=True,
@@ -87,21 +88,23 @@ def test_sigkill_after_a_checkpoint_then_resume(tiny_env, tiny_overrides, tmp_pa
     assert checkpoint_step(tf.train.latest_checkpoint(workdir)) == step + 4
 
 
-@pytest.mark.parametrize("bad_flag", ["--mode=dance"])
-def test_cli_rejects_unknown_mode(tiny_env, bad_flag):
-    done = subprocess.run(
-        [
-            sys.executable,
-            TRAIN,
-            "--config_file",
-            CONFIG,
-            "--model_dir",
-            "/tmp/x",
-            bad_flag,
-        ],
+def test_cli_reports_bad_flags_and_missing_checkpoints(
+    tiny_env, light_command, tmp_path
+):
+    bad = subprocess.run(
+        command(str(tmp_path), light_command, steps=1, mode="dance"),
         env=tiny_env,
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert done.returncode != 0 and "dance" in done.stderr
+    assert bad.returncode != 0 and "dance" in bad.stderr
+    no_checkpoint = subprocess.run(
+        command(str(tmp_path), light_command, steps=1, mode="export"),
+        env=tiny_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert no_checkpoint.returncode == 1
+    assert "--mode=export: no checkpoint" in no_checkpoint.stderr

@@ -61,7 +61,7 @@ def test_summaries_hold_every_loss_term_and_the_learning_rate(trained):
 
 
 def test_nan_loss_stops_training_naming_step_and_term(
-    tiny_config_factory, tmp_path, monkeypatch
+    light_config_factory, tmp_path, monkeypatch
 ):
     real_build = losses_lib.build_loss
     bad_term = common.MASK_ID_CROSS_ENTROPY_LOSS
@@ -85,7 +85,7 @@ def test_nan_loss_stops_training_naming_step_and_term(
         return Poisoned()
 
     monkeypatch.setattr(losses_lib, "build_loss", build_with_nan)
-    config = tiny_config_factory(
+    config = light_config_factory(
         "trainer_options.solver_options.training_number_of_steps=6"
     )
     with pytest.raises(NonFiniteLossError) as e:

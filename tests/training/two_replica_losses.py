@@ -13,6 +13,8 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(
     cpu, [tf.config.LogicalDeviceConfiguration()] * 2
 )
+if os.environ.get("REMAX_TF_DISABLE_GRAPPLER") == "1":
+    tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 from remax_tf.config import load_config  # noqa: E402
 from remax_tf.training import run_experiment  # noqa: E402
