@@ -58,6 +58,8 @@ def test_summaries_hold_every_loss_term_and_the_learning_rate(trained):
     assert f"losses/{common.TOTAL_LOSS}" in tags
     assert "losses/aux_0remax_semantic_loss" in tags
     assert "losses/pq_style_loss_class_term" in tags
+    # Ground truth beside the prediction on a fixed batch (num_summary_images).
+    assert "panoptic/image_truth_prediction" in tags
 
 
 def test_nan_loss_stops_training_naming_step_and_term(

@@ -1,0 +1,257 @@
+"""Training throughput on this machine: steps/s, examples/s, peak memory.
+
+    python benchmarks/train_throughput.py [--steps 10] [--warmup 3]
+        [--rows demo,remax_t]
+
+Rows:
+
+* ``demo``: ``configs/demo/shapes_remax.textproto`` (crop 129, batch 8) and
+  its kMaX twin ``shapes_kmax`` (no ReMaX heads);
+* ``remax_t``: ``configs/coco/remax_t.textproto`` (MobileNetV3-Small, crop
+  641) at batch 1, 2 and 4, and the same model with ReMaX off, on
+  shapes_panoptic images resized to 641 (no COCO download needed; the step
+  cost does not depend on the image content).
+
+Each setting runs in its own process (so its peak resident memory is its
+own): builds the model, the loss and the optimiser as the trainer does, pulls
+real batches from the input pipeline (held in memory, so input speed does not
+count), traces one ``tf.function`` training step (forward, loss, gradients,
+AdamW update), runs ``--warmup`` steps, then times ``--steps`` steps. It also
+times the forward pass alone and forward + loss, which splits a step into
+forward / loss / backward+update; the difference between a ReMaX row and its
+kMaX twin is what ReMaX's training-only heads and losses cost. Prints a
+table, then one JSON object as its last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict
+from typing import List
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+DEMO = REPO / "configs" / "demo"
+REMAX_T = REPO / "configs" / "coco" / "remax_t.textproto"
+
+# (name, config, overrides)
+SETTINGS = {
+    "demo": [
+        ("demo_remax_b8", DEMO / "shapes_remax.textproto", []),
+        ("demo_kmax_b8", DEMO / "shapes_kmax.textproto", []),
+    ],
+    "remax_t": [
+        (f"remax_t_641_b{b}", REMAX_T, [f"train_dataset_options.batch_size={b}"])
+        for b in (1, 2, 4)
+    ]
+    + [
+        (
+            "kmax_t_641_b2",
+            REMAX_T,
+            ["train_dataset_options.batch_size=2", "model_options.remax.enabled=false"],
+        )
+    ],
+}
+# remax_t reads shapes_panoptic shards instead of COCO; crop and resize stay 641.
+SHAPES_INPUT = [
+    "train_dataset_options.file_pattern=[{data}/shapes_panoptic/train-*.tfrecord]",
+    "train_dataset_options.augmentations={panoptic_copy_paste {panoptic_copy_paste_scale: 0.0}}",
+]
+
+
+def _time(fn, steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = fn()
+    tf_nest_numpy(out)
+    return (time.perf_counter() - start) / steps
+
+
+def tf_nest_numpy(out):
+    import tensorflow as tf
+
+    for value in tf.nest.flatten(out):
+        value.numpy()
+
+
+def run_setting(
+    config_path: str, overrides: List[str], data_dir: str, steps: int, warmup: int
+) -> Dict[str, float]:
+    """One setting, in this process (called in a child process)."""
+    import tensorflow as tf
+
+    from remax_tf import common
+    from remax_tf.config import load_config
+    from remax_tf.data import build_dataset
+    from remax_tf.data import datasets
+    from remax_tf.losses import build_loss
+    from remax_tf.model import build_model
+    from remax_tf.training import optimization
+
+    config = load_config(config_path, overrides, environ={"REMAX_DATA_DIR": data_dir})
+    descriptor = datasets.get_dataset_descriptor(config.train_dataset_options.dataset)
+    batches = [
+        b for b in build_dataset(config.train_dataset_options, is_training=True).take(4)
+    ]
+    model = build_model(config, descriptor)
+    model(batches[0][common.IMAGE], training=True)
+    loss_fn = build_loss(config, descriptor)
+    optimizer = optimization.build_optimizer(config.trainer_options.solver_options)
+    optimizer.build(model.trainable_variables)
+    index = {"i": 0}
+
+    def next_batch():
+        index["i"] = (index["i"] + 1) % len(batches)
+        return batches[index["i"]]
+
+    @tf.function
+    def forward(batch):
+        return model(batch[common.IMAGE], training=True)[
+            common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY
+        ]
+
+    @tf.function
+    def forward_loss(batch):
+        return loss_fn(batch, model(batch[common.IMAGE], training=True))[
+            common.TOTAL_LOSS
+        ]
+
+    @tf.function
+    def train_step(batch):
+        with tf.GradientTape() as tape:
+            total = loss_fn(batch, model(batch[common.IMAGE], training=True))[
+                common.TOTAL_LOSS
+            ]
+        grads = tape.gradient(total, model.trainable_variables)
+        optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None]
+        )
+        return total
+
+    results = {}
+    for name, fn in (
+        ("forward", forward),
+        ("forward_loss", forward_loss),
+        ("step", train_step),
+    ):
+        start = time.perf_counter()
+        tf_nest_numpy(fn(next_batch()))
+        results[f"trace_{name}_s"] = time.perf_counter() - start
+        for _ in range(warmup):
+            tf_nest_numpy(fn(next_batch()))
+        results[f"{name}_s"] = _time(lambda fn=fn: fn(next_batch()), steps)
+    batch_size = int(batches[0][common.IMAGE].shape[0])
+    results.update(
+        batch=batch_size,
+        steps_per_second=1.0 / results["step_s"],
+        examples_per_second=batch_size / results["step_s"],
+        peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        params_trainable=int(
+            sum(v.shape.num_elements() for v in model.trainable_variables)
+        ),
+    )
+    return results
+
+
+def _ensure_shapes_data(data_dir: str) -> None:
+    from remax_tf.data import shapes
+
+    shapes.generate(
+        os.path.join(data_dir, "shapes_panoptic"),
+        num_train=64,
+        num_val=0,
+        num_workers=1,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rows", default="demo,remax_t")
+    parser.add_argument(
+        "--data_dir",
+        default=None,
+        help="where shapes_panoptic is (generated if absent)",
+    )
+    parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--_overrides", default="[]", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args._child:
+        config_path, data_dir = args._child
+        result = run_setting(
+            config_path, json.loads(args._overrides), data_dir, args.steps, args.warmup
+        )
+        print("CHILD " + json.dumps(result))
+        return 0
+
+    data_dir = args.data_dir or tempfile.mkdtemp(prefix="remax_throughput_")
+    _ensure_shapes_data(data_dir)
+    rows = {}
+    for group in args.rows.split(","):
+        for name, config, overrides in SETTINGS[group]:
+            extra = (
+                [o.format(data=data_dir) for o in SHAPES_INPUT]
+                if group == "remax_t"
+                else []
+            )
+            cmd = [
+                sys.executable,
+                __file__,
+                "--_child",
+                str(config),
+                data_dir,
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--_overrides",
+                json.dumps(overrides + extra),
+            ]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            line = [x for x in done.stdout.splitlines() if x.startswith("CHILD ")]
+            if done.returncode != 0 or not line:
+                print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+                continue
+            rows[name] = json.loads(line[-1][len("CHILD ") :])
+            r = rows[name]
+            print(
+                f"{name}: {r['steps_per_second']:.2f} steps/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    header = f"{'setting':<16} {'batch':>5} {'steps/s':>8} {'img/s':>7} {'fwd ms':>8} {'loss ms':>8} {'bwd+upd ms':>10} {'trace s':>8} {'peak GB':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, r in rows.items():
+        fwd = 1000 * r["forward_s"]
+        loss = 1000 * (r["forward_loss_s"] - r["forward_s"])
+        bwd = 1000 * (r["step_s"] - r["forward_loss_s"])
+        print(
+            f"{name:<16} {r['batch']:>5} {r['steps_per_second']:>8.2f} {r['examples_per_second']:>7.1f} {fwd:>8.0f} {loss:>8.0f} {bwd:>10.0f} {r['trace_step_s']:>8.1f} {r['peak_rss_gb']:>8.2f}"
+        )
+    print(
+        json.dumps(
+            {
+                "rows": rows,
+                "steps": args.steps,
+                "warmup": args.warmup,
+                "cpu_count": os.cpu_count(),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
