@@ -8,7 +8,7 @@ Semantics of DeepLab2 ``data/preprocessing/input_preprocessing.py`` and
   pad to at least the crop size at a random offset (image 127.5, label
   ``label_pad_value``) -> random crop -> left-right flip with probability 0.5;
 * evaluation: resize to range (max defaults to the crop size) -> pad
-  bottom-right to the crop size; :func:`undo_eval_preprocessing` maps a
+  bottom-right to the crop size; :func:`remax_tf.postprocess.undo_resize_and_pad` maps a
   prediction back to the original image size.
 
 Resizing uses ``align_corners=True`` (bilinear for images, nearest for labels)
@@ -390,46 +390,3 @@ def preprocess_for_eval(
     if label is not None:
         label.set_shape([crop_height, crop_width])
     return image, label, resized
-
-
-def undo_eval_preprocessing(
-    prediction: tf.Tensor,
-    resized_size: tf.Tensor,
-    raw_size: tf.Tensor,
-    method: Optional[str] = None,
-) -> tf.Tensor:
-    """Maps an eval-path prediction back to the original image.
-
-    Crops the valid (unpadded) top-left ``resized_size`` region and resizes it
-    to ``raw_size`` with aligned corners, as DeepLab2 ``undo_preprocessing``.
-
-    Args:
-      prediction: [H, W] or [H, W, C] at the padded (crop) size.
-      resized_size: [2] (height, width) after resize, before padding
-        (``common.RESIZED_SIZE``).
-      raw_size: [2] original (height, width) (``common.GT_SIZE_RAW``).
-      method: "nearest" (default for integer maps) or "bilinear" (default for
-        float maps such as probabilities).
-
-    Returns:
-      The prediction at ``raw_size``, same rank and dtype.
-    """
-    prediction = tf.convert_to_tensor(prediction)
-    squeeze = prediction.shape.rank == 2
-    if squeeze:
-        prediction = prediction[..., tf.newaxis]
-    if method is None:
-        method = "bilinear" if prediction.dtype.is_floating else "nearest"
-    methods = {
-        "nearest": tf.image.ResizeMethod.NEAREST_NEIGHBOR,
-        "bilinear": tf.image.ResizeMethod.BILINEAR,
-    }
-    if method not in methods:
-        raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}.")
-    resized_size = tf.cast(resized_size, tf.int32)
-    valid = prediction[: resized_size[0], : resized_size[1]]
-    out = tf.compat.v1.image.resize(
-        valid, tf.cast(raw_size, tf.int32), method=methods[method], align_corners=True
-    )
-    out = tf.cast(out, prediction.dtype)
-    return out[..., 0] if squeeze else out

@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from remax_tf import common
 from remax_tf.data import build_dataset
-from remax_tf.data import preprocessing
 from remax_tf.data import tfrecord
+from remax_tf.postprocess import undo_resize_and_pad
 from remax_tf.protos import dataset_pb2
 
 # The COCO recipe of DeepLab2's kMaX configs at a test-sized crop.
@@ -124,7 +124,7 @@ def test_eval_path_keeps_raw_labels_and_can_be_undone(coco_records):
         padded = sample[common.GT_PANOPTIC_KEY][0]
         # Bottom-right padding is void.
         assert np.all(padded.numpy()[resized_size[0] :] == 0)
-        restored = preprocessing.undo_eval_preprocessing(padded, resized_size, raw_size)
+        restored = undo_resize_and_pad(padded[None], resized_size, raw_size)[0]
         agreement = np.mean(restored.numpy() // 256 == raw // 256)
         assert agreement > 0.9, (name, agreement)
     assert sizes == {

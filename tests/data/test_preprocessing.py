@@ -6,6 +6,7 @@ from scipy import ndimage
 import tensorflow as tf
 
 from remax_tf.data import preprocessing
+from remax_tf.postprocess import undo_resize_and_pad
 
 VOID = 0
 PALETTE = {  # panoptic value -> colour; the colour encodes the label
@@ -134,7 +135,7 @@ def test_eval_pads_bottom_right_and_undo_restores_the_label():
     np.testing.assert_array_equal(padded_label[:60, :90], label)
     assert np.all(padded_label.numpy()[60:] == VOID)
     assert np.all(padded_image.numpy()[:, 90:] == preprocessing.PAD_IMAGE_VALUE)
-    restored = preprocessing.undo_eval_preprocessing(padded_label, [60, 90], [60, 90])
+    restored = undo_resize_and_pad(padded_label[None], [60, 90], [60, 90])[0]
     np.testing.assert_array_equal(restored, label)
 
 
@@ -148,13 +149,9 @@ def test_eval_resize_then_undo_returns_to_the_raw_size():
     )
     assert resized.shape == (43, 65, 3)
     _assert_colours_follow_labels(padded_image.numpy(), padded_label.numpy())
-    restored = preprocessing.undo_eval_preprocessing(padded_label, [43, 65], [100, 150])
+    restored = undo_resize_and_pad(padded_label[None], [43, 65], [100, 150])[0]
     assert restored.shape == (100, 150) and restored.dtype == tf.int32
     assert np.mean(restored.numpy() == label) > 0.9
-    probabilities = preprocessing.undo_eval_preprocessing(
-        tf.ones([65, 65, 4]), [43, 65], [100, 150]
-    )
-    assert probabilities.shape == (100, 150, 4)
 
 
 def test_max_resize_above_crop_is_refused():
