@@ -1,0 +1,238 @@
+"""benchmarks/ablation.py: each row trains what it claims; mean ± std is right.
+
+No training here: the configs are loaded (protos only) and the aggregation
+runs on hand-made run records.
+"""
+
+import importlib.util
+import math
+import sys
+
+import pytest
+
+DATA_DIR = "/tmp/ablation_test/data/shapes_ablation"
+
+
+@pytest.fixture(scope="module")
+def ablation(repo_root):
+    spec = importlib.util.spec_from_file_location(
+        "ablation_script", repo_root / "benchmarks" / "ablation.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def _changed_fields(a, b, prefix=""):
+    """Dotted paths of the scalar / repeated fields that differ."""
+    names = {f.name for f, _ in a.ListFields()} | {f.name for f, _ in b.ListFields()}
+    changed = set()
+    for name in sorted(names):
+        field = a.DESCRIPTOR.fields_by_name[name]
+        path = prefix + name
+        if field.message_type is not None and not field.is_repeated:
+            changed |= _changed_fields(getattr(a, name), getattr(b, name), path + ".")
+        elif field.is_repeated:
+            if list(getattr(a, name)) != list(getattr(b, name)):
+                changed.add(path)
+        elif (a.HasField(name), getattr(a, name)) != (
+            b.HasField(name),
+            getattr(b, name),
+        ):
+            changed.add(path)
+    return changed
+
+
+def _config(ablation, variant, seed=1, extra=()):
+    overrides = (
+        ablation.BASE_OVERRIDES
+        + ablation.data_overrides(DATA_DIR)
+        + ablation.VARIANTS[variant].overrides
+        + ablation.seed_overrides(seed)
+        + tuple(extra)
+    )
+    return ablation._load(overrides, DATA_DIR)
+
+
+def test_each_variant_changes_exactly_what_it_claims(ablation):
+    for name, variant in ablation.VARIANTS.items():
+        if variant.reference is None:
+            continue
+        changed = _changed_fields(
+            _config(ablation, name), _config(ablation, variant.reference)
+        )
+        assert changed == set(variant.changes), name
+        assert variant.changes, name
+
+
+def test_rows_map_to_the_settings_of_the_paper_tables(ablation):
+    def remax(row):
+        return _config(
+            ablation, row.variant, extra=row.eval_overrides
+        ).model_options.remax
+
+    def solver(row):
+        return _config(ablation, row.variant).trainer_options.solver_options
+
+    rows = {(r.group, r.label): r for r in ablation.select_rows(list(ablation.GROUPS))}
+    # Table 3: ReMask on 0/2/4/6 of the six kMaX layers.
+    assert [
+        remax(rows["num_remask", f"{n} ReMasks"]).num_relaxed_stages
+        for n in (0, 2, 4, 6)
+    ] == [0, 2, 4, 6]
+    base = _config(ablation, "remax").model_options.max_deeplab
+    assert list(base.transformer_decoder_num_blocks) == [2, 2, 2]
+    # Table 4: eta.
+    etas = [remax(rows["eta", f"eta {e}"]).eta for e in ("0", "0.05", "0.1", "0.2")]
+    assert etas == pytest.approx([0.0, 0.05, 0.1, 0.2])
+    # Table 2: activation, ReMaX and clipping.
+    table2 = {
+        "softmax, no ReMaX, no clip": ("off", False),
+        "softmax, ReMaX, no clip": ("softmax", False),
+        "sigmoid, no ReMaX, no clip": ("sigmoid", False),
+        "sigmoid, no ReMaX, clip": ("sigmoid", True),
+        "sigmoid, ReMaX, no clip": ("sigmoid", False),
+    }
+    for label, (activation, clip) in table2.items():
+        row = rows["activation_clipping", label]
+        r = remax(row)
+        assert (r.activation if r.enabled else "off") == activation, label
+        assert solver(row).use_gradient_clipping == clip, label
+        relaxed = r.enabled and r.num_relaxed_stages > 0 and r.eta > 0
+        assert relaxed == (", ReMaX" in label), label
+    # Table 5: the same trained variant, heads kept only at evaluation.
+    kept = rows["head_at_test", "semantic heads + ReMask kept at test"]
+    removed = rows["head_at_test", "semantic heads removed at test"]
+    assert kept.variant == removed.variant == "remax"
+    assert remax(kept).keep_at_inference and not remax(removed).keep_at_inference
+    # Table 7.
+    assert not remax(rows["stop_gradient", "no stop-gradient"]).stop_gradient
+    assert remax(
+        rows["stop_gradient", "ground-truth semantic masks"]
+    ).use_ground_truth_semantic
+    # Learning rate: 10x the base, clipping only where the label says so.
+    for (group, label), row in rows.items():
+        if group != "learning_rate":
+            continue
+        s = solver(row)
+        factor = 10 if "lr 0.03" in label else 1
+        assert s.base_learning_rate == pytest.approx(0.003 * factor), label
+        assert s.use_gradient_clipping == label.endswith(", clip"), label
+        assert remax(row).enabled == label.startswith("ReMaX"), label
+
+
+def test_seeds_change_only_the_seeds_and_jobs_are_unique(ablation):
+    changed = _changed_fields(
+        _config(ablation, "remax", 1), _config(ablation, "remax", 2)
+    )
+    assert changed == {"trainer_options.seed", "train_dataset_options.seed"}
+    settings = ablation.Settings(
+        steps=60, curve_steps=180, seeds=3, curve_points=3, steps_per_loop=10
+    )
+    rows = ablation.select_rows(list(ablation.GROUPS))
+    jobs = ablation.plan_jobs(rows, settings, DATA_DIR)
+    # Every variant at 60 steps, plus kMaX and ReMaX at 180 for the curve.
+    assert len({j["name"] for j in jobs}) == len(jobs)
+    assert len(jobs) == 3 * (len(ablation.VARIANTS) + 2)
+    by_name = {j["name"]: j for j in jobs}
+    short = [by_name[f"remax_60steps_seed{s}"] for s in (1, 2, 3)]
+    assert all(j["extra_evals"] == [list(ablation.KEEP_HEADS_AT_TEST)] for j in short)
+
+    def option(job, field):
+        return [o for o in job["overrides"] if field in o][-1].split("=")[1]
+
+    curve = by_name["kmax_180steps_seed2"]
+    assert curve["curve_run"] and option(curve, "training_number_of_steps") == "180"
+    assert option(curve, "eval_interval") == "60"  # 3 points: 60, 120, 180
+    assert option(curve, "trainer_options.seed") == "2"
+    assert option(by_name["kmax_60steps_seed1"], "eval_interval") == "60"
+    assert not by_name["kmax_60steps_seed1"]["curve_run"]
+    with pytest.raises(ValueError, match="unknown group"):
+        ablation.select_rows(["tabel3"])
+
+
+SETTINGS_SMALL = dict(steps=20, curve_steps=40, seeds=3, curve_points=2)
+
+
+def _run(variant, seed, pq, steps=20, diverged=None, extra=None, curve=None):
+    final = None if diverged else {"pq": pq, "pq_things": 0.1, "pq_stuff": 0.9}
+    return dict(
+        variant=variant,
+        steps=steps,
+        seed=seed,
+        final=final,
+        diverged=diverged,
+        extra=extra or {},
+        curve=curve or {},
+    )
+
+
+def test_aggregate_mean_and_sample_std_over_finished_seeds(ablation):
+    settings = ablation.Settings(steps_per_loop=10, **SETTINGS_SMALL)
+    keep = "+".join(ablation.KEEP_HEADS_AT_TEST)
+
+    def kept(pq):
+        return {keep: {"pq": pq, "pq_things": 0.0, "pq_stuff": 1.0}}
+
+    runs = [
+        _run("remax", 1, 0.50, extra=kept(0.40)),
+        _run("remax", 2, 0.52, extra=kept(0.42)),
+        _run("remax", 3, 0.54, extra=kept(0.44)),
+        # The convergence run of the same variant is longer: not mixed in.
+        _run("remax", 1, 0.90, steps=40),
+        _run("kmax_lr10", 1, None, diverged={"step": 17, "term": "total_loss"}),
+        _run("kmax_lr10", 2, 0.30),
+        _run("kmax_lr10", 3, 0.36),
+    ]
+    rows = ablation.head_at_test_rows() + [
+        ablation.Row("learning_rate", "kMaX 10x", "kmax_lr10"),
+        ablation.Row("convergence", "ReMaX", "remax"),
+    ]
+    table = {e["key"]: e for e in ablation.aggregate(rows, runs, settings)}
+    removed = table["remax@20"]
+    assert removed["pq"] == pytest.approx(52.0)
+    assert removed["pq_std"] == pytest.approx(2.0)  # sample std of 50, 52, 54
+    assert removed["pq_things"] == pytest.approx(10.0)
+    assert removed["seeds"] == 3
+    assert table["remax+keep_heads@20"]["pq"] == pytest.approx(42.0)
+    assert table["remax@40"]["pq"] == pytest.approx(90.0)
+    assert math.isnan(table["remax@40"]["pq_std"])
+    lr = table["kmax_lr10@20"]
+    assert lr["pq"] == pytest.approx(33.0)
+    assert lr["pq_std"] == pytest.approx(math.sqrt(18))
+    assert lr["diverged"] == [{"seed": 1, "step": 17, "term": "total_loss"}]
+    assert lr["seeds"] == 3
+    text = ablation.format_tables(list(table.values()), {})
+    assert "| semantic heads removed at test | 52.4 | 52.0 ± 2.0 |" in text
+    assert "| kMaX 10x | – | 33.0 ± 4.2 | 10.0 ± 0.0 | 90.0 ± 0.0 | " in text
+    assert "seed 1 @ step 17 / 3 |" in text
+    # One value: no std; none: no mean.
+    assert math.isnan(ablation.mean_std([1.0])[1])
+    assert all(math.isnan(v) for v in ablation.mean_std([]))
+
+
+def test_curves_average_each_step_over_seeds(ablation):
+    def curve(a, b):
+        return {
+            "20": {"pq": a, "pq_things": 0.0, "pq_stuff": 2 * a},
+            "40": {"pq": b, "pq_things": 0.0, "pq_stuff": 2 * b},
+        }
+
+    runs = [
+        _run("kmax", 1, 0.2, steps=40, curve=curve(0.1, 0.2)),
+        _run("kmax", 2, 0.4, steps=40, curve=curve(0.3, 0.4)),
+        _run("remax", 1, 0.5, steps=40, curve=curve(0.2, 0.5)),
+        # A short run evaluated once: not part of the curve.
+        _run("kmax", 1, 0.7, curve={"20": {"pq": 0.7, "pq_things": 0, "pq_stuff": 1}}),
+    ]
+    for run in runs[:3]:
+        run["curve_run"] = True
+    c = ablation.curves(runs)
+    assert c["kmax"]["steps"] == [20, 40] and c["kmax"]["seeds"] == 2
+    assert c["kmax"]["pq"] == pytest.approx([20.0, 30.0])
+    assert c["kmax"]["pq_std"] == pytest.approx([math.sqrt(200), math.sqrt(200)])
+    assert c["kmax"]["pq_stuff"] == pytest.approx([40.0, 60.0])
+    assert c["remax"]["pq"] == pytest.approx([20.0, 50.0])
+    assert "| 40 | 30.0 ± 14.1 | 50.0 |" in ablation.format_tables([], c)
