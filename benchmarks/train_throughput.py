@@ -43,6 +43,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo"
 REMAX_T = REPO / "configs" / "coco" / "remax_t.textproto"
 
+# Training images generated when --data_dir holds no shapes_panoptic.
+THROUGHPUT_IMAGES = 64
+
 # (name, config, overrides)
 SETTINGS = {
     "demo": [
@@ -165,9 +168,13 @@ def run_setting(
 def _ensure_shapes_data(data_dir: str) -> None:
     from remax_tf.data import shapes
 
+    output_dir = os.path.join(data_dir, "shapes_panoptic")
+    existing = shapes.read_generation(output_dir) or {}
+    if existing.get("num_train", 0) >= THROUGHPUT_IMAGES:
+        return  # any shapes images will do: keep the user's dataset as it is
     shapes.generate(
-        os.path.join(data_dir, "shapes_panoptic"),
-        num_train=64,
+        output_dir,
+        num_train=THROUGHPUT_IMAGES,
         num_val=0,
         num_workers=1,
     )
@@ -181,7 +188,9 @@ def main() -> int:
     parser.add_argument(
         "--data_dir",
         default=None,
-        help="where shapes_panoptic is (generated if absent)",
+        help="a directory holding shapes_panoptic/ (used as it is when it has "
+        f"at least {THROUGHPUT_IMAGES} training images, else generated there); "
+        "default: a new temporary directory",
     )
     parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--_overrides", default="[]", help=argparse.SUPPRESS)

@@ -24,6 +24,7 @@ function of (seed, split, index), so any subset regenerates identically.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import io
 import json
 import os
@@ -268,6 +269,18 @@ def _render_shard(
     return out
 
 
+GENERATION_FILE = "generation.json"
+
+
+def read_generation(output_dir: str) -> Optional[Dict[str, object]]:
+    """The request recorded by ``generate`` in ``output_dir`` (None: none)."""
+    try:
+        with open(os.path.join(output_dir, GENERATION_FILE)) as f:
+            return json.load(f)
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
 def generate(
     output_dir: str,
     num_train: int = 1000,
@@ -279,14 +292,37 @@ def generate(
 ) -> Dict[str, List[str]]:
     """Writes train/val TFRecord shards (DeepLab2 format) to ``output_dir``.
 
-    Shards already present are kept (generation is deterministic), so an
-    interrupted run resumes. Returns the shard paths per split.
+    ``generation.json`` records the request before any shard is written. When
+    it matches, shards already present are kept (generation is deterministic
+    and shard writes are atomic), so an interrupted run resumes; otherwise the
+    train/val shards in ``output_dir`` are deleted first, so that a
+    ``train-*.tfrecord`` pattern never mixes two generations. Returns the shard
+    paths per split.
     """
     from concurrent import futures
 
     from remax_tf.data import tfrecord
 
     os.makedirs(output_dir, exist_ok=True)
+    request = {
+        "dataset": DESCRIPTOR_NAME,
+        "seed": seed,
+        "num_train": num_train,
+        "num_val": num_val,
+        "images_per_shard": images_per_shard,
+        "config": dataclasses.asdict(config),
+    }
+    marker = os.path.join(output_dir, GENERATION_FILE)
+    if read_generation(output_dir) != request:
+        for split in ("train", "val"):
+            for stale in glob.glob(
+                os.path.join(output_dir, f"{split}-*-of-*.tfrecord")
+            ):
+                os.remove(stale)
+        tmp = marker + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(request, f, indent=1)
+        os.replace(tmp, marker)
     jobs, paths = [], {}
     for split, count in (("train", num_train), ("val", num_val)):
         if count <= 0:
@@ -321,18 +357,6 @@ def generate(
             pending = {pool.submit(_render_shard, args): path for path, args in jobs}
             for done in futures.as_completed(pending):
                 write(pending[done], done.result())
-    with open(os.path.join(output_dir, "generation.json"), "w") as f:
-        json.dump(
-            {
-                "dataset": DESCRIPTOR_NAME,
-                "seed": seed,
-                "num_train": num_train,
-                "num_val": num_val,
-                "config": dataclasses.asdict(config),
-            },
-            f,
-            indent=1,
-        )
     return paths
 
 

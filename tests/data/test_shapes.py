@@ -1,5 +1,6 @@
 """shapes_panoptic: labels are well formed and generation is deterministic."""
 
+import glob
 import os
 
 import numpy as np
@@ -115,6 +116,26 @@ def test_generation_is_deterministic_and_resumes(generated, tmp_path):
         num_workers=1,
     )
     assert os.path.getmtime(first) == mtime
+
+
+def test_a_different_request_replaces_the_shards_of_the_previous_one(tmp_path):
+    def train_shards():
+        return sorted(os.path.basename(p) for p in glob.glob(f"{tmp_path}/train-*"))
+
+    first = shapes.generate(
+        str(tmp_path), num_train=8, num_val=4, images_per_shard=4, num_workers=1
+    )
+    assert train_shards() == [os.path.basename(p) for p in first["train"]]
+    # Fewer images, no val split: one train shard, nothing of the first run.
+    second = shapes.generate(str(tmp_path), num_train=4, num_val=0, num_workers=1)
+    assert train_shards() == ["train-00000-of-00001.tfrecord"]
+    assert not glob.glob(f"{tmp_path}/val-*")
+    assert shapes.read_generation(str(tmp_path))["num_train"] == 4
+    seed0_bytes = open(second["train"][0], "rb").read()
+    # Same layout, another seed: the shard is rewritten, not resumed.
+    shapes.generate(str(tmp_path), num_train=4, num_val=0, seed=5, num_workers=1)
+    assert open(second["train"][0], "rb").read() != seed0_bytes
+    assert shapes.read_generation(str(tmp_path))["seed"] == 5
 
 
 def test_render_depends_on_seed():
