@@ -64,11 +64,16 @@ SETTINGS = {
         )
     ],
 }
+
+
 # remax_t reads shapes_panoptic shards instead of COCO; crop and resize stay 641.
-SHAPES_INPUT = [
-    "train_dataset_options.file_pattern=[{data}/shapes_panoptic/train-*.tfrecord]",
-    "train_dataset_options.augmentations={panoptic_copy_paste {panoptic_copy_paste_scale: 0.0}}",
-]
+def shapes_input(data_dir: str) -> List[str]:
+    """Overrides that feed ReMaX-T shapes_panoptic images (no copy-paste)."""
+    return [
+        f"train_dataset_options.file_pattern=[{data_dir}/shapes_panoptic/train-*.tfrecord]",
+        "train_dataset_options.augmentations="
+        "{panoptic_copy_paste {panoptic_copy_paste_scale: 0.0}}",
+    ]
 
 
 def _time(fn, steps: int) -> float:
@@ -100,7 +105,17 @@ def run_setting(
     from remax_tf.model import build_model
     from remax_tf.training import optimization
 
-    config = load_config(config_path, overrides, environ={"REMAX_DATA_DIR": data_dir})
+    # The COCO configs' placeholders: random initial weights, and a train set
+    # that the shapes_input overrides replace.
+    environ = {
+        "REMAX_DATA_DIR": data_dir,
+        "EXPERIMENT_NAME": "train_throughput",
+        "INIT_CHECKPOINT": "",
+        "PRETRAINED_WEIGHTS": "",
+        "TRAIN_SET": "train",
+        "VAL_SET": "val",
+    }
+    config = load_config(config_path, overrides, environ=environ)
     descriptor = datasets.get_dataset_descriptor(config.train_dataset_options.dataset)
     batches = [
         b for b in build_dataset(config.train_dataset_options, is_training=True).take(4)
@@ -208,11 +223,7 @@ def main() -> int:
     rows = {}
     for group in args.rows.split(","):
         for name, config, overrides in SETTINGS[group]:
-            extra = (
-                [o.format(data=data_dir) for o in SHAPES_INPUT]
-                if group == "remax_t"
-                else []
-            )
+            extra = shapes_input(data_dir) if group == "remax_t" else []
             cmd = [
                 sys.executable,
                 __file__,

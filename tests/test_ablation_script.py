@@ -112,6 +112,19 @@ def test_rows_map_to_the_settings_of_the_paper_tables(ablation):
     assert remax(
         rows["stop_gradient", "ground-truth semantic masks"]
     ).use_ground_truth_semantic
+    # Class thresholds: the same trained variant, only post-processing lowered.
+    thresholds = [r for (g, _), r in rows.items() if g == "class_threshold"]
+    assert sorted(r.variant for r in thresholds) == ["kmax", "kmax", "remax", "remax"]
+    for row in thresholds:
+        maskwise = _config(
+            ablation, row.variant, extra=row.eval_overrides
+        ).evaluator_options.maskwise_postprocessing
+        expected = (0.2, 0.2) if row.eval_tag == "low_thr" else (0.4, 0.5)
+        assert (
+            maskwise.transformer_class_confidence_threshold_thing,
+            maskwise.transformer_class_confidence_threshold_stuff,
+        ) == pytest.approx(expected), row.label
+        assert bool(row.eval_overrides) == (row.eval_tag == "low_thr")
     # Learning rate: 10x the base, clipping only where the label says so.
     for (group, label), row in rows.items():
         if group != "learning_rate":
@@ -138,7 +151,10 @@ def test_seeds_change_only_the_seeds_and_jobs_are_unique(ablation):
     assert len(jobs) == 3 * (len(ablation.VARIANTS) + 2)
     by_name = {j["name"]: j for j in jobs}
     short = [by_name[f"remax_60steps_seed{s}"] for s in (1, 2, 3)]
-    assert all(j["extra_evals"] == [list(ablation.KEEP_HEADS_AT_TEST)] for j in short)
+    keep, low = ablation.KEEP_HEADS_AT_TEST, ablation.LOW_CLASS_THRESHOLDS
+    assert all(j["extra_evals"] == [list(keep), list(low)] for j in short)
+    assert by_name["kmax_60steps_seed1"]["extra_evals"] == [list(low)]
+    assert by_name["remax_180steps_seed1"]["extra_evals"] == []
 
     def option(job, field):
         return [o for o in job["overrides"] if field in o][-1].split("=")[1]
