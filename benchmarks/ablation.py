@@ -897,7 +897,11 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         help=f"comma-separated groups (default all; --quick: {','.join(QUICK_GROUPS)}); "
         f"known: {','.join(GROUPS)}",
     )
-    parser.add_argument("--output_dir", default=str(DEFAULT_OUTPUT_DIR))
+    parser.add_argument(
+        "--output_dir",
+        help=f"default {DEFAULT_OUTPUT_DIR.relative_to(REPO_ROOT)} (the recorded "
+        "results); --quick: WORK_DIR/quick, so a smoke run never replaces them",
+    )
     parser.add_argument("--work_dir", default=DEFAULT_WORK_DIR)
     parser.add_argument("--workers", type=int, default=2, help="parallel runs")
     parser.add_argument("--fresh", action="store_true", help="ignore cached runs")
@@ -913,6 +917,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if args.output_dir is None:
+        quick_dir = os.path.join(args.work_dir, "quick")
+        args.output_dir = quick_dir if args.quick else str(DEFAULT_OUTPUT_DIR)
     settings = dataclasses.replace(QUICK if args.quick else FULL)
     if args.seeds:
         settings.seeds = args.seeds
