@@ -488,15 +488,20 @@ def _load(overrides: Sequence[str], data_dir: str):
     return load_config(str(BASE_CONFIG), overrides, environ=environ)
 
 
+def _recorded_metrics(metrics: Dict[str, object]) -> Dict[str, float]:
+    """The evaluation metrics a run records, as floats."""
+    return {
+        k: float(metrics[k])
+        for k in ("pq", "pq_things", "pq_stuff", "sq", "rq", "miou")
+    }
+
+
 def _metrics_by_step(eval_dir: str) -> Dict[int, Dict[str, float]]:
     out = {}
     for path in glob.glob(os.path.join(eval_dir, "metrics_step_*.json")):
         with open(path) as f:
             metrics = json.load(f)
-        out[int(metrics["global_step"])] = {
-            k: float(metrics[k])
-            for k in ("pq", "pq_things", "pq_stuff", "sq", "rq", "miou")
-        }
+        out[int(metrics["global_step"])] = _recorded_metrics(metrics)
     return dict(sorted(out.items()))
 
 
@@ -555,10 +560,7 @@ def run_job(
     for evals in job["extra_evals"] if final is not None else []:
         eval_config = _load(list(job["overrides"]) + list(evals), data_dir)
         metrics = run_experiment("eval", eval_config, model_dir)["metrics"]
-        result["extra"]["+".join(evals)] = {
-            k: float(metrics[k])
-            for k in ("pq", "pq_things", "pq_stuff", "sq", "rq", "miou")
-        }
+        result["extra"]["+".join(evals)] = _recorded_metrics(metrics)
     result["wall_seconds"] = time.time() - start
     shutil.rmtree(model_dir, ignore_errors=True)
     return result
@@ -578,6 +580,8 @@ def run_jobs(
 ) -> List[dict]:
     """Runs the jobs (cached results reused), ``workers`` at a time, each in
     its own spawned process (a fresh TensorFlow: graphs do not pile up)."""
+    from remax_tf.evaluation.json_io import write_json_atomic
+
     os.makedirs(os.path.join(work_dir, "results"), exist_ok=True)
     done, todo = {}, []
     for job in jobs:
@@ -606,8 +610,8 @@ def run_jobs(
         for future in concurrent.futures.as_completed(pending):
             job = pending[future]
             result = future.result()
-            with open(_cache_path(work_dir, job), "w") as f:
-                json.dump(result, f)
+            # Atomic: an interrupted run leaves no half-written cache entry.
+            write_json_atomic(_cache_path(work_dir, job), result)
             done[job["name"]] = result
             pq = result["final"]["pq"] * 100 if result["final"] else float("nan")
             print(
@@ -960,6 +964,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{estimate_minutes(jobs):.0f} min",
         flush=True,
     )
+    from remax_tf.evaluation.json_io import write_json_atomic
+
     start = time.time()
     build_data(args.work_dir)
     runs = run_jobs(
@@ -992,8 +998,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             for r in runs
         ],
     )
-    with open(os.path.join(args.output_dir, "results.json"), "w") as f:
-        json.dump(_finite(results), f, indent=1)
+    write_json_atomic(
+        os.path.join(args.output_dir, "results.json"), _finite(results), indent=1
+    )
     with open(os.path.join(args.output_dir, "table.md"), "w") as f:
         f.write(text + "\n")
     if curve:

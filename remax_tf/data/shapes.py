@@ -302,6 +302,7 @@ def generate(
     from concurrent import futures
 
     from remax_tf.data import tfrecord
+    from remax_tf.evaluation.json_io import write_json_atomic
 
     os.makedirs(output_dir, exist_ok=True)
     request = {
@@ -319,10 +320,7 @@ def generate(
                 os.path.join(output_dir, f"{split}-*-of-*.tfrecord")
             ):
                 os.remove(stale)
-        tmp = marker + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(request, f, indent=1)
-        os.replace(tmp, marker)
+        write_json_atomic(marker, request, indent=1)
     jobs, paths = [], {}
     for split, count in (("train", num_train), ("val", num_val)):
         if count <= 0:
