@@ -9,8 +9,8 @@ Rows:
   panoptic copy-paste 0.5 with things "all" / stuff "random" / void "none",
   thing-id targets) at crop 641, batch 8, on a temporary COCO TFRecord built
   by ``build_coco_data`` from the two real COCO images of
-  ``shared/data/coco_panoptic_sample`` (copied into 8 shards), so nothing is
-  downloaded;
+  ``tests/testdata/coco_panoptic_sample`` (copied into 8 shards), so nothing
+  is downloaded;
 * ``demo_129``: the ``train_dataset_options`` of
   ``configs/demo/shapes_remax.textproto`` (shapes_panoptic at crop 129) on
   256 generated shapes images.
@@ -45,7 +45,8 @@ from remax_tf.data import tfrecord  # noqa: E402
 from remax_tf.protos import dataset_pb2  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-DEFAULT_SHARED_DATA = REPO.parent / "shared" / "data"
+# The real COCO sample kept with the tests (tests/testdata/README.md).
+DEFAULT_TESTDATA = REPO / "tests" / "testdata"
 DEMO_CONFIG = REPO / "configs" / "demo" / "shapes_remax.textproto"
 COCO_SHARDS = 8
 DEMO_IMAGES = 256
@@ -77,9 +78,9 @@ thing_id_mask_annotations: true
 """
 
 
-def _coco_records(shared_data: pathlib.Path, workdir: pathlib.Path) -> str:
+def _coco_records(testdata: pathlib.Path, workdir: pathlib.Path) -> str:
     """COCO-layout tree from the sample -> build_coco_data -> 8 shards."""
-    sample = shared_data / "coco_panoptic_sample"
+    sample = testdata / "coco_panoptic_sample"
     root = workdir / "coco"
     (root / "val2017").mkdir(parents=True)
     (root / "annotations" / "panoptic_val2017").mkdir(parents=True)
@@ -150,8 +151,9 @@ def main(argv=None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rows", default="coco_641,demo_129")
     parser.add_argument(
-        "--shared_data",
-        default=os.environ.get("REMAX_SHARED_DATA", str(DEFAULT_SHARED_DATA)),
+        "--testdata",
+        default=str(DEFAULT_TESTDATA),
+        help="Folder holding coco_panoptic_sample/ (default: tests/testdata).",
     )
     args = parser.parse_args(argv)
     rows = args.rows.split(",")
@@ -161,7 +163,7 @@ def main(argv=None) -> int:
         if "coco_641" in rows:
             options = text_format.Parse(COCO_RECIPE_641, dataset_pb2.DatasetOptions())
             options.file_pattern.append(
-                _coco_records(pathlib.Path(args.shared_data), workdir)
+                _coco_records(pathlib.Path(args.testdata), workdir)
             )
             results["coco_641"] = measure(options, args.warmup, args.batches)
         if "demo_129" in rows:

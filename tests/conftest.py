@@ -1,4 +1,4 @@
-"""Shared pytest setup: quiet TensorFlow, the shared real-data samples."""
+"""Shared pytest setup: quiet TensorFlow, the real-data samples of tests/testdata."""
 
 import os
 
@@ -9,25 +9,16 @@ import pathlib  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _shared_data_dir() -> pathlib.Path:
-    env = os.environ.get("REMAX_SHARED_DATA")
-    if env:
-        return pathlib.Path(env)
-    return REPO_ROOT.parent / "shared" / "data"
+# The COCO panoptic and Cityscapes samples and the DeepLab2 reference counts,
+# with their licences (tests/testdata/README.md).
+TESTDATA = REPO_ROOT / "tests" / "testdata"
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> pathlib.Path:
-    """The real samples of ../shared/data (COCO panoptic, Cityscapes)."""
-    path = _shared_data_dir()
-    if not (path / "coco_panoptic_sample").is_dir():
-        pytest.fail(
-            f"shared sample data not found at {path}; set "
-            "REMAX_SHARED_DATA to the shared/data directory."
-        )
-    return path
+def testdata() -> pathlib.Path:
+    """tests/testdata: ``coco_panoptic_sample/``, ``cityscapes_dummy/``,
+    ``reference/``."""
+    return TESTDATA
 
 
 @pytest.fixture(scope="session")

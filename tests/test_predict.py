@@ -153,7 +153,7 @@ def _exif(orientation):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, shared_data, repo_root):
+def run(tmp_path_factory, testdata, repo_root):
     """Trains nothing: builds, saves, then runs the CLI once on all inputs."""
     root = tmp_path_factory.mktemp("predict")
     config = _config(repo_root)
@@ -169,7 +169,7 @@ def run(tmp_path_factory, shared_data, repo_root):
         checkpoint, str(model_dir / config.experiment_name), max_to_keep=1
     ).save(checkpoint_number=7)
     paths, extra = _write_inputs(
-        root / "inputs", shared_data / "coco_panoptic_sample" / "input_images"
+        root / "inputs", testdata / "coco_panoptic_sample" / "input_images"
     )
     output_dir = root / "out"
     stderr = io.StringIO()
@@ -396,12 +396,12 @@ class _GroundTruth:
         return {common.PRED_PANOPTIC_KEY: self.maps[image.shape[:2]]}
 
 
-def test_outputs_score_perfectly_with_the_coco_scorer(shared_data, tmp_path):
+def test_outputs_score_perfectly_with_the_coco_scorer(testdata, tmp_path):
     """File names, image ids and original category ids are what the COCO
     panoptic scorer expects: the ground truth written by predict has PQ 1."""
     from remax_tf.evaluation.coco_panoptic import pq_compute
 
-    sample_dir = shared_data / "coco_panoptic_sample"
+    sample_dir = testdata / "coco_panoptic_sample"
     summary = predict.predict_images(
         _GroundTruth(sample_dir),
         images_lib.list_images([str(sample_dir / "input_images")]),

@@ -9,7 +9,7 @@ import pytest
 
 
 def make_coco_tree(sample: pathlib.Path, root: pathlib.Path, split: str = "val"):
-    """COCO layout (R/{split}2017, R/annotations/...) from the shared sample,
+    """COCO layout (R/{split}2017, R/annotations/...) from the sample,
     whose own layout is input_images/, panoptic_examples.json, ..."""
     images = root / f"{split}2017"
     labels = root / "annotations" / f"panoptic_{split}2017"
@@ -25,13 +25,13 @@ def make_coco_tree(sample: pathlib.Path, root: pathlib.Path, split: str = "val")
 
 
 @pytest.fixture(scope="session")
-def coco_sample(shared_data) -> pathlib.Path:
-    return shared_data / "coco_panoptic_sample"
+def coco_sample(testdata) -> pathlib.Path:
+    return testdata / "coco_panoptic_sample"
 
 
 @pytest.fixture(scope="session")
-def cityscapes_sample(shared_data) -> pathlib.Path:
-    return shared_data / "cityscapes_dummy"
+def cityscapes_sample(testdata) -> pathlib.Path:
+    return testdata / "cityscapes_dummy"
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from remax_tf.data import tfrecord
 
 
 @pytest.fixture(scope="module")
-def coco_sample(shared_data):
-    root = shared_data / "coco_panoptic_sample"
+def coco_sample(testdata):
+    root = testdata / "coco_panoptic_sample"
     annotations = json.loads((root / "panoptic_examples.json").read_text())[
         "annotations"
     ]

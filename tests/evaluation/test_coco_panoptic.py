@@ -3,7 +3,7 @@
 ``reference_pq`` below is written directly from the textual rules of the
 official COCO panoptic evaluation (SPEC section 3.4), segment by segment with
 boolean masks, sharing no code with ``remax_tf.evaluation``. Predictions are
-built from the real COCO sample in ``shared/data/coco_panoptic_sample``.
+built from the real COCO sample in ``tests/testdata/coco_panoptic_sample``.
 """
 
 import json
@@ -154,8 +154,8 @@ class Sample:
 
 
 @pytest.fixture(scope="module")
-def sample(shared_data):
-    return Sample(str(shared_data / "coco_panoptic_sample"))
+def sample(testdata):
+    return Sample(str(testdata / "coco_panoptic_sample"))
 
 
 def write_prediction(folder, sample, edit):

@@ -14,8 +14,8 @@ from remax_tf.protos import evaluator_pb2
 
 
 @pytest.fixture(scope="module")
-def coco(shared_data):
-    root = shared_data / "coco_panoptic_sample"
+def coco(testdata):
+    root = testdata / "coco_panoptic_sample"
     data = json.loads((root / "panoptic_examples.json").read_text())
     descriptor = get_dataset_descriptor("coco_panoptic")
     images = []

@@ -5,10 +5,11 @@ Reference numbers were measured by building DeepLab2's own kMaX models
 configs at a 65x65 crop: trainable parameters excluding the auxiliary
 semantic branch ("inference"), and of that branch ("training-only"). Counts do
 not depend on the crop. The R50 breakdown is also in
-shared/reference/deeplab2_kmax_r50_params.json.
+tests/testdata/reference/deeplab2_kmax_r50_params.json (checked below).
 """
 
 import glob
+import json
 import os
 
 import numpy as np
@@ -75,7 +76,7 @@ DEEPLAB2_COUNTS = {
 }
 
 # DeepLab2's COCO kMaX R50 model, transformer blocks (2, 2, 2) and (1, 1, 1)
-# (shared/reference/deeplab2_kmax_r50_params.json).
+# (tests/testdata/reference/deeplab2_kmax_r50_params.json).
 R50_COMPONENTS = {
     "encoder": 23508032,
     "pixel_decoder": 21151040,
@@ -91,6 +92,26 @@ R50_PER_LAYER = [2148888, 2148888, 1886744, 1886744, 1755672, 1755672]
 R50_AUXILIARY_SEMANTIC = 15856742
 R50_NON_TRAINABLE_WITH_AUXILIARY = 213934
 R50_NUM_TRAINABLE_VARIABLES = 718
+
+
+def test_r50_numbers_are_those_of_the_reference_file(testdata):
+    reference = json.loads(
+        (testdata / "reference" / "deeplab2_kmax_r50_params.json").read_text()
+    )["variants"]
+    for blocks in R50_TOTAL:
+        variant = reference["transformer_blocks_" + "_".join(map(str, blocks))]
+        components = variant["components"]
+        assert variant["trainable_excluding_auxiliary_semantic"] == R50_TOTAL[blocks]
+        assert components["transformer_decoder"] == R50_TRANSFORMER_DECODER[blocks]
+        assert components["auxiliary_semantic"] == R50_AUXILIARY_SEMANTIC
+        for name in ("encoder", "pixel_decoder"):
+            assert components[name] == R50_COMPONENTS[name]
+        for name, count in variant["heads_detail"].items():
+            assert R50_COMPONENTS[name] == count
+    full = reference["transformer_blocks_2_2_2"]
+    assert full["transformer_decoder_detail"]["per_kmax_layer"] == R50_PER_LAYER
+    assert full["non_trainable"] == R50_NON_TRAINABLE_WITH_AUXILIARY
+    assert full["num_trainable_variables"] == R50_NUM_TRAINABLE_VARIABLES
 
 
 def _count(variables):

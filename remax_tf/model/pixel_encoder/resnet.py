@@ -18,7 +18,7 @@ alignment:
 * drop path on the residual branch of blocks whose input stride is >= 16.
 
 Parameters: 23,508,032 trainable, the same as DeepLab2's kMaX-R50 encoder
-(``/work/shared/reference/deeplab2_kmax_r50_params.json``).
+(``tests/testdata/reference/deeplab2_kmax_r50_params.json``).
 
 Endpoints (DeepLab2 naming). ``stage{k}`` is the pre-activation output at
 stride 2**k, ``res{k}`` = ReLU(``stage{k}``); the kMaX pixel decoder reads the

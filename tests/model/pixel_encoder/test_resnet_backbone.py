@@ -9,7 +9,7 @@ from remax_tf.model.layers.drop_path import DropPath
 from remax_tf.model.pixel_encoder import build_pixel_encoder
 from remax_tf.model.pixel_encoder.conv_same import conv2d_same
 
-# DeepLab2's kMaX-R50 encoder (/work/shared/reference/deeplab2_kmax_r50_params.json).
+# DeepLab2's kMaX-R50 encoder (tests/testdata/reference/deeplab2_kmax_r50_params.json).
 DEEPLAB2_R50_ENCODER_PARAMS = 23_508_032
 DEEPLAB2_R50_ENCODER_GMACS_641 = 35.173
 # BN moving mean / variance of the 53 BN layers.
