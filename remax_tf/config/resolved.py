@@ -42,6 +42,11 @@ class ReMaXSettings:
     semantic_head_atrous_rates: Tuple[int, ...] = REMAX_SEMANTIC_HEAD_ATROUS_RATES
     use_ground_truth_semantic: bool = False
     keep_at_inference: bool = False
+    # Stop the panoptic gradient into the class logits p of Eq. (1) (public
+    # ReMaX code); False lets the mask losses train p through Eq. (1).
+    class_stop_gradient: bool = True
+    # ReClass (Eq. 4) on every slot (paper, public code); False: matched only.
+    reclass_unmatched_slots: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +100,8 @@ def resolve_remax_settings(options: model_pb2.ModelOptions) -> ReMaXSettings:
         ),
         use_ground_truth_semantic=r.use_ground_truth_semantic,
         keep_at_inference=r.keep_at_inference,
+        class_stop_gradient=r.class_stop_gradient,
+        reclass_unmatched_slots=r.reclass_unmatched_slots,
     )
 
 

@@ -15,8 +15,9 @@ With ReMaX on (paper Sec. 3): the mask-ID cross-entropy uses the ReMaX
 activation on every output; the first ``num_relaxed_stages`` auxiliary
 outputs compute their PQ-style dice term and mask-ID cross-entropy on
 ReMask-relaxed logits (Eq. 1-2) and add their own semantic loss on m_sem;
-every class term uses ReClass targets (Eq. 3-4) from that output's own
-un-relaxed m_pan. The final output is never relaxed.
+every class term uses ReClass targets (Eq. 3-4, on every slot) from that
+output's own un-relaxed m_pan. The final output is never relaxed. Eq. (1)
+stops the gradient into m_sem and (default, public ReMaX code) into p.
 
 Scaling for tf.distribute: every returned value is the mean over the
 replica's local batch of per-sample losses (each already weighted). The
@@ -150,7 +151,9 @@ class KMaXLoss:
                     f"max_deeplab.{name} must be >= 0, got {getattr(s, name)}."
                 )
         self._remask = ReMask(
-            activation=s.remax.activation, stop_gradient=s.remax.stop_gradient
+            activation=s.remax.activation,
+            stop_gradient=s.remax.stop_gradient,
+            class_stop_gradient=s.remax.class_stop_gradient,
         )
 
     # ------------------------------------------------------------------
@@ -236,7 +239,11 @@ class KMaXLoss:
                 m_loss = self._relax(output, m_pan, class_logits, gt)
             if s.pq_style_weight:
                 soft_targets = reclass_targets(
-                    m_pan, gt.pixel_class_one_hot, matching.slot_class_one_hot, s.eta
+                    m_pan,
+                    gt.pixel_class_one_hot,
+                    matching.slot_class_one_hot,
+                    s.eta,
+                    soften_unmatched=s.remax.reclass_unmatched_slots,
                 )
                 losses[key(common.PQ_STYLE_LOSS_CLASS_TERM)] = s.pq_style_weight * (
                     pq_style.class_term(
@@ -299,7 +306,9 @@ class KMaXLoss:
             return relax_mask_logits(
                 m_pan,
                 gt.pixel_class_one_hot,
-                remask_class_probabilities(class_logits, remax.activation),
+                remask_class_probabilities(
+                    class_logits, remax.activation, remax.class_stop_gradient
+                ),
             )
         m_sem = output[common.PRED_REMAX_SEMANTIC_LOGITS_KEY]
         batch = tf.shape(m_pan)[0]

@@ -14,9 +14,11 @@ Two terms (DeepLab2 model/loss/max_deeplab_loss.py with base_loss.py's
   summed over slots and scaled by alpha / NQ so that both terms share the
   same normalisation.
 
-With ReClass the class target of a matched slot is the soft target of Eq. (4)
-of ReMaX; the cross-entropy is then -sum_c y_c log softmax(p)_c over the
-NC + 1 classes with targets that need not sum to one (void target 0).
+With ReClass the class target of every slot is the soft target of Eq. (4)
+of ReMaX (matched slots: void target 0; unmatched slots: void target 1 plus
+eta * y_m on the real classes); the cross-entropy is then
+-sum_c y_c log softmax(p)_c over the NC + 1 classes with targets that need
+not sum to one.
 """
 
 from __future__ import annotations
@@ -52,12 +54,15 @@ def void_overlap_ratio(mask_probs: tf.Tensor, pixel_non_void: tf.Tensor) -> tf.T
 def class_term_targets(
     slot_class_targets: tf.Tensor, slot_matched: tf.Tensor
 ) -> tf.Tensor:
-    """[B, NQ, NC] targets of matched slots -> [B, NQ, NC + 1] with void last.
+    """[B, NQ, NC] real-class targets -> [B, NQ, NC + 1] with void last.
 
-    Unmatched slots get the one-hot void target.
+    Unmatched slots get void target 1 on top of their real-class targets:
+    zero for kMaX's one-hot targets, eta * y_m with ReClass (Eq. 4 applied to
+    their void one-hot, as the public ReMaX code does). Matched slots get
+    void target 0.
     """
     matched = slot_matched[:, :, None]
-    return tf.concat([slot_class_targets * matched, 1.0 - matched], axis=-1)
+    return tf.concat([slot_class_targets, 1.0 - matched], axis=-1)
 
 
 def class_term_weights(

@@ -1,16 +1,24 @@
 """ReClass: relaxation on classes (ReMaX paper Sec. 3.2, Eq. 3-4).
 
 A predicted mask that overlaps several ground-truth classes should not be
-penalised for predicting them. The one-hot class target y of each matched
-slot is softened with the slot's overlap with every class's ground-truth
-semantic mask:
+penalised for predicting them. The one-hot class target y of each slot is
+softened with the slot's overlap with every class's ground-truth semantic
+mask:
 
   y_m   = sigma(m_pan)^T S / sum_i s_i       (Eq. 3; per class c, divided by
                                               that class's pixel count)
   y_hat = eta * y_m + (1 - eta * y_m) * y    (Eq. 4; elementwise)
 
-So the matched class keeps target 1 and every other class c gets
+So a matched slot's class keeps target 1 and every other class c gets
 eta * y_m[c] in [0, eta]. eta = 0 gives y_hat = y exactly (plain kMaX).
+
+Which slots: every slot, as the paper's "each predicted mask" and the only
+public ReMaX code (xushilin1/remax_deeplab @ b9cf318,
+projects/ReMaX/kmax_deeplab_head.py:281-286, Eq. 4 on the one-hot labels of
+all queries) do. An unmatched slot's y is the void one-hot: its real classes
+get eta * y_m[c] here and the class term adds its void target 1 (S has no
+void column, as in the paper, so the void target stays exactly 1).
+``soften_unmatched=False`` keeps unmatched slots at the pure void target.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ def reclass_targets(
     semantic_masks: tf.Tensor,
     class_targets: tf.Tensor,
     eta: float,
+    soften_unmatched: bool = True,
 ) -> tf.Tensor:
     """Soft class targets of Eq. (3)-(4), without gradient.
 
@@ -32,12 +41,14 @@ def reclass_targets(
       semantic_masks: [B, H, W, NC] or [B, P, NC] binary ground-truth semantic
         masks S (void pixels all zero).
       class_targets: [B, NQ, NC] one-hot targets y (zero rows for unmatched
-        slots, which then stay zero).
+        slots, whose void target the class term adds).
       eta: The smoothing factor (paper Table 4: 0.1).
+      soften_unmatched: Give unmatched slots eta * y_m too (paper, public
+        code); False keeps their rows zero.
 
     Returns:
-      [B, NQ, NC] soft targets y_hat. They need not sum to one; a class absent
-      from the crop (zero area) contributes 0.
+      [B, NQ, NC] soft targets y_hat over the real classes. They need not sum
+      to one; a class absent from the crop (zero area) contributes 0.
     """
     if eta < 0.0:
         raise ValueError(
@@ -62,7 +73,6 @@ def reclass_targets(
     y_m = overlap / area
     # Eq. (4) of ReMaX: y_hat = eta * y_m + (1 - eta * y_m) * y.
     y_hat = eta * y_m + (1.0 - eta * y_m) * class_targets
-    # Only matched slots carry a class target; unmatched ones stay all zero
-    # (their void target is added by the class term).
-    matched = tf.reduce_max(class_targets, axis=-1, keepdims=True)
-    return tf.stop_gradient(y_hat * matched)
+    if not soften_unmatched:
+        y_hat *= tf.reduce_max(class_targets, axis=-1, keepdims=True)
+    return tf.stop_gradient(y_hat)

@@ -3,7 +3,7 @@
 A stage's panoptic mask logits m_pan are calibrated by its semantic
 prediction m_sem mapped into slot space through the slots' class scores:
 
-  m_sem_hat = act(stop_gradient(m_sem)) act(p)^T      (Eq. 1) -> [.., NQ]
+  m_sem_hat = act(sg(m_sem)) act(sg(p))^T             (Eq. 1) -> [.., NQ]
   m_pan_hat = m_pan + m_sem_hat * m_pan                (Eq. 2)
 
 The identity term keeps m_pan's magnitude, so at inference the semantic
@@ -15,9 +15,18 @@ the NC real classes only: the void logit of p (last channel) is dropped
 first, then
   sigmoid: elementwise on m_sem [.., NC] and on p [NQ, NC];
   softmax: over the NC classes, per pixel for m_sem and per slot for p.
-Only m_sem is behind a stop-gradient (paper: "we halt the gradient flow to
-m_sem"); the panoptic losses still train the class logits p through Eq. (1)
-and the mask logits m_pan through Eq. (2).
+Stop-gradients: act(m_sem) (paper Sec. 3.1: "we halt the gradient flow to
+m_sem") and, by default, act(p) as well: the only public ReMaX code
+(xushilin1/remax_deeplab, projects/ReMaX/kmax_deeplab_head.py:255-256)
+detaches both factors of Eq. (1), so the panoptic losses train only m_pan
+through Eq. (2). Without the second stop-gradient (``class_stop_gradient=
+False``, the paper's text read literally) the mask losses also move p through
+Eq. (1), including the shift common to all class logits, which the softmax
+class loss never sees: a free knob that scales m_sem_hat.
+
+Scale: with sigmoid, m_sem_hat[q] = sum_c sigmoid(m_sem_c) sigmoid(p_qc) sums
+NC products and lies in [0, NC] (about NC / 4 at initialisation). Neither the
+paper nor the public code normalises it; nor does this module.
 """
 
 from __future__ import annotations
@@ -36,8 +45,15 @@ def _activate(logits: tf.Tensor, activation: str) -> tf.Tensor:
     return tf.nn.softmax(logits, axis=-1)
 
 
-def remask_class_probabilities(class_logits: tf.Tensor, activation: str) -> tf.Tensor:
-    """[B, NQ, NC + 1] class logits (void last) -> [B, NQ, NC] act(p)."""
+def remask_class_probabilities(
+    class_logits: tf.Tensor, activation: str, stop_gradient: bool = True
+) -> tf.Tensor:
+    """[B, NQ, NC + 1] class logits (void last) -> [B, NQ, NC] act(p).
+
+    Behind a stop-gradient by default (public ReMaX code, see module doc).
+    """
+    if stop_gradient:
+        class_logits = tf.stop_gradient(class_logits)
     return _activate(class_logits[..., :-1], activation)
 
 
@@ -81,11 +97,16 @@ class ReMask(tf_keras.layers.Layer):
     mask_logits [B, H, W, NQ], semantic_logits [B, H, W, NC],
     class_logits [B, NQ, NC + 1] (void last, not used). Returns relaxed
     [B, H, W, NQ] logits when ``training`` is true, else ``mask_logits``.
-    No weights.
+    No weights. ``stop_gradient`` stops the gradient into m_sem,
+    ``class_stop_gradient`` the one into p (both default on).
     """
 
     def __init__(
-        self, activation: str = "sigmoid", stop_gradient: bool = True, **kwargs
+        self,
+        activation: str = "sigmoid",
+        stop_gradient: bool = True,
+        class_stop_gradient: bool = True,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if activation not in REMASK_ACTIVATIONS:
@@ -95,6 +116,7 @@ class ReMask(tf_keras.layers.Layer):
             )
         self.activation = activation
         self.stop_gradient = bool(stop_gradient)
+        self.class_stop_gradient = bool(class_stop_gradient)
 
     def _relax(self, mask_logits, semantic_logits, class_logits):
         num_classes = semantic_logits.shape[-1]
@@ -110,7 +132,9 @@ class ReMask(tf_keras.layers.Layer):
             remask_semantic_probabilities(
                 semantic_logits, self.activation, self.stop_gradient
             ),
-            remask_class_probabilities(class_logits, self.activation),
+            remask_class_probabilities(
+                class_logits, self.activation, self.class_stop_gradient
+            ),
         )
 
     def call(self, inputs: Sequence[tf.Tensor], training=None) -> tf.Tensor:
@@ -131,6 +155,10 @@ class ReMask(tf_keras.layers.Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
-            {"activation": self.activation, "stop_gradient": self.stop_gradient}
+            {
+                "activation": self.activation,
+                "stop_gradient": self.stop_gradient,
+                "class_stop_gradient": self.class_stop_gradient,
+            }
         )
         return config

@@ -97,11 +97,34 @@ def _perfect_prediction(layout, y_true, num_slots=8, confidence=30.0):
 @pytest.mark.parametrize("activation", ["softmax", "sigmoid"])
 def test_perfect_prediction_has_near_zero_loss(layout, make_gt, make_pred, activation):
     y_true = make_gt()
-    remax = ReMaXSettings(enabled=True, num_relaxed_stages=0, activation=activation)
+    # ReClass on matched slots only: the unmatched last slot covers the crowd
+    # pixels, which carry a thing class in S.
+    remax = ReMaXSettings(
+        enabled=True,
+        num_relaxed_stages=0,
+        activation=activation,
+        reclass_unmatched_slots=False,
+    )
     loss = KMaXLoss(_settings(remax, num_aux=0), layout)
     perfect = _values(loss(y_true, _perfect_prediction(layout, y_true)))
     for term in PANOPTIC_TERMS + (common.SEMANTIC_LOSS,):
         assert 0.0 <= perfect[term] < 1e-3, (term, perfect[term])
+    # With ReClass on every slot (the default, as the public ReMaX code), that
+    # slot's target gains eta * y_m on the crowd's class: only the class term
+    # changes.
+    every_slot = KMaXLoss(
+        _settings(
+            ReMaXSettings(**{**remax.__dict__, "reclass_unmatched_slots": True}),
+            num_aux=0,
+        ),
+        layout,
+    )
+    softened = _values(every_slot(y_true, _perfect_prediction(layout, y_true)))
+    for term in PANOPTIC_TERMS + (common.SEMANTIC_LOSS,):
+        if term == common.PQ_STYLE_LOSS_CLASS_TERM:
+            assert softened[term] > 1e-2, term
+        else:
+            assert softened[term] == perfect[term], term
     random = _values(loss(y_true, make_pred(num_slots=8, num_aux=0)))
     for term in PANOPTIC_TERMS + (common.INSTANCE_DISCRIMINATION_LOSS,):
         assert perfect[term] < random[term], term
@@ -154,14 +177,21 @@ def test_only_the_first_stages_are_relaxed(layout, make_gt, make_pred):
         )
 
 
-@pytest.mark.parametrize("stop_gradient", [True, False])
-def test_gradients_of_relaxed_stage(layout, make_gt, make_pred, stop_gradient):
+@pytest.mark.parametrize(
+    "stop_gradient, class_stop_gradient", [(True, True), (False, False)]
+)
+def test_gradients_of_relaxed_stage(
+    layout, make_gt, make_pred, stop_gradient, class_stop_gradient
+):
     y_true, y_pred = make_gt(), make_pred(num_relaxed=1)
     aux0 = dict(y_pred[common.PRED_AUXILIARY_OUTPUTS][0])
     m_sem = tf.Variable(aux0[common.PRED_REMAX_SEMANTIC_LOGITS_KEY])
     classes = tf.Variable(aux0[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY])
     remax = ReMaXSettings(
-        enabled=True, num_relaxed_stages=1, stop_gradient=stop_gradient
+        enabled=True,
+        num_relaxed_stages=1,
+        stop_gradient=stop_gradient,
+        class_stop_gradient=class_stop_gradient,
     )
     loss = KMaXLoss(_settings(remax), layout)
     with tf.GradientTape(persistent=True) as tape:
@@ -179,8 +209,13 @@ def test_gradients_of_relaxed_stage(layout, make_gt, make_pred, stop_gradient):
         assert grad is None or float(tf.norm(grad)) == 0.0
     else:
         assert float(tf.norm(grad)) > 0.0
-    # The mask-ID loss reaches the class logits only through Eq. (1).
-    assert float(tf.norm(tape.gradient(mask_id, classes))) > 0.0
+    # The mask-ID loss could reach the class logits only through Eq. (1);
+    # the default (public ReMaX code) stops that gradient.
+    grad = tape.gradient(mask_id, classes)
+    if class_stop_gradient:
+        assert grad is None or float(tf.norm(grad)) == 0.0
+    else:
+        assert float(tf.norm(grad)) > 0.0
     assert float(tf.norm(tape.gradient(semantic, m_sem))) > 0.0
 
 

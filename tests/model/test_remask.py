@@ -71,23 +71,48 @@ def test_tensor_training_flag_relaxes(inputs):
     np.testing.assert_allclose(got.numpy(), ReMask()(tensors, training=True).numpy())
 
 
+def _norm(gradient):
+    return 0.0 if gradient is None else float(tf.norm(gradient))
+
+
 @pytest.mark.parametrize("stop_gradient", [True, False])
-def test_gradients(inputs, stop_gradient):
+@pytest.mark.parametrize("class_stop_gradient", [True, False])
+def test_gradients(inputs, stop_gradient, class_stop_gradient):
     mask, semantic, classes = (tf.Variable(x) for x in inputs)
-    layer = ReMask(stop_gradient=stop_gradient)
+    layer = ReMask(stop_gradient=stop_gradient, class_stop_gradient=class_stop_gradient)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(tf.square(layer([mask, semantic, classes], training=True)))
     grad_mask, grad_semantic, grad_classes = tape.gradient(
         loss, [mask, semantic, classes]
     )
     assert float(tf.norm(grad_mask)) > 0.0
-    # Gradient reaches the class logits p through Eq. (1), except the void logit.
-    assert float(tf.norm(grad_classes[..., :-1])) > 0.0
-    assert float(tf.norm(grad_classes[..., -1])) == 0.0
+    if class_stop_gradient:
+        # Default (public ReMaX code): no gradient into p through Eq. (1).
+        assert _norm(grad_classes) == 0.0
+    else:
+        # Gradient reaches p through Eq. (1), except the void logit.
+        assert float(tf.norm(grad_classes[..., :-1])) > 0.0
+        assert float(tf.norm(grad_classes[..., -1])) == 0.0
     if stop_gradient:
         assert grad_semantic is None or float(tf.norm(grad_semantic)) == 0.0
     else:
         assert float(tf.norm(grad_semantic)) > 0.0
+
+
+def test_mask_gradient_is_one_plus_m_sem_hat():
+    # Zero logits: every sigmoid is 1/2, so with NC = 6 classes Eq. (1) gives
+    # m_sem_hat = 6 * 1/4 = 1.5 for every slot, unnormalised (paper and public
+    # code sum NC products). Eq. (2): m_hat = 2.5 m, and with p and m_sem
+    # detached d m_hat / d m = 2.5 exactly.
+    mask = tf.Variable([[[2.0, -1.0]]])  # [B=1, P=1, NQ=2]
+    semantic = tf.zeros([1, 1, 6])
+    classes = tf.Variable(tf.zeros([1, 2, 7]))
+    with tf.GradientTape() as tape:
+        relaxed = ReMask()([mask, semantic, classes], training=True)
+    np.testing.assert_allclose(relaxed.numpy(), [[[5.0, -2.5]]], rtol=1e-6)
+    grad_mask, grad_classes = tape.gradient(relaxed, [mask, classes])
+    np.testing.assert_allclose(grad_mask.numpy(), [[[2.5, 2.5]]], rtol=1e-6)
+    assert _norm(grad_classes) == 0.0
 
 
 def test_semantic_probabilities_can_be_given_directly():
@@ -101,11 +126,19 @@ def test_semantic_probabilities_can_be_given_directly():
 
 
 def test_config_round_trip_and_errors():
-    layer = ReMask(activation="softmax", stop_gradient=False, name="remask")
+    layer = ReMask(
+        activation="softmax",
+        stop_gradient=False,
+        class_stop_gradient=False,
+        name="remask",
+    )
     config = layer.get_config()
     assert config["activation"] == "softmax" and config["stop_gradient"] is False
+    assert config["class_stop_gradient"] is False
     clone = ReMask.from_config(config)
     assert clone.activation == "softmax" and not clone.stop_gradient
+    assert not clone.class_stop_gradient
+    assert ReMask().class_stop_gradient
     restored = tf_keras.utils.deserialize_keras_object(
         tf_keras.utils.serialize_keras_object(layer)
     )
