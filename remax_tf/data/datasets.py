@@ -16,6 +16,7 @@ only when the config leaves the field unset.
 
 from __future__ import annotations
 
+import colorsys
 import dataclasses
 import json
 import os
@@ -160,6 +161,7 @@ COCO_PANOPTIC = "coco_panoptic"
 CITYSCAPES_PANOPTIC = "cityscapes_panoptic"
 ADE20K_PANOPTIC = "ade20k_panoptic"
 SHAPES_PANOPTIC = "shapes_panoptic"
+SHAPES_PANOPTIC_V2 = "shapes_panoptic_v2"
 
 # shapes_panoptic (remax_tf's embedded synthetic dataset, see
 # remax_tf/data/shapes.py): four thing and three stuff classes.
@@ -176,14 +178,37 @@ SHAPES_CLASSES = (
 # Small datasets train with few slots; the demo configs set this explicitly.
 SHAPES_KMAX_DEFAULTS = KMaXDefaults(num_mask_slots=16)
 
+# shapes_panoptic_v2 (remax_tf/data/shapes.py, shapes.V2): 20 thing classes,
+# "<texture> <shape>" for 5 shapes x 4 texture families, then 3 stuff classes.
+_V2_SHAPES = ("disc", "triangle", "square", "star", "cross")
+_V2_TEXTURES = ("plain", "striped", "dotted", "checkered")
+_V2_NAMES = tuple(f"{t} {s}" for s in _V2_SHAPES for t in _V2_TEXTURES)
+# Visualisation colour of class k: its class-typical hue (shapes.V2).
+_V2_COLOURS = tuple(
+    tuple(int(255 * c) for c in colorsys.hsv_to_rgb((k * 0.6180339887) % 1, 0.8, 0.9))
+    for k in range(len(_V2_NAMES))
+)
+SHAPES_V2_CLASSES = tuple(
+    (i + 1, name, 1, _V2_COLOURS[i]) for i, name in enumerate(_V2_NAMES)
+) + tuple(
+    (len(_V2_NAMES) + 1 + k, n, 0, c)
+    for k, (_, n, _, c) in enumerate(SHAPES_CLASSES[4:])
+)
+# Several objects per image and many classes: 64 slots (COCO's 128 for ~7
+# objects per image, halved for at most 6 here).
+SHAPES_V2_KMAX_DEFAULTS = KMaXDefaults(num_mask_slots=64)
 
-def _builtin_descriptors() -> Dict[str, DatasetDescriptor]:
-    shapes_meta = {
+
+def _shapes_metadata(classes) -> Dict[str, object]:
+    return {
         "classes": [
             {"id": i, "name": n, "isthing": t, "color": c, "original_id": i}
-            for i, n, t, c in SHAPES_CLASSES
+            for i, n, t, c in classes
         ]
     }
+
+
+def _builtin_descriptors() -> Dict[str, DatasetDescriptor]:
     return {
         COCO_PANOPTIC: _descriptor_from_metadata(
             COCO_PANOPTIC,
@@ -219,12 +244,21 @@ def _builtin_descriptors() -> Dict[str, DatasetDescriptor]:
         ),
         SHAPES_PANOPTIC: _descriptor_from_metadata(
             SHAPES_PANOPTIC,
-            shapes_meta,
+            _shapes_metadata(SHAPES_CLASSES),
             num_classes=8,
             ignore_label=0,
             label_divisor=256,
             splits_to_sizes={"train": 1000, "val": 200},
             kmax_defaults=SHAPES_KMAX_DEFAULTS,
+        ),
+        SHAPES_PANOPTIC_V2: _descriptor_from_metadata(
+            SHAPES_PANOPTIC_V2,
+            _shapes_metadata(SHAPES_V2_CLASSES),
+            num_classes=len(SHAPES_V2_CLASSES) + 1,
+            ignore_label=0,
+            label_divisor=256,
+            splits_to_sizes={"train": 1000, "val": 200},
+            kmax_defaults=SHAPES_V2_KMAX_DEFAULTS,
         ),
     }
 

@@ -22,6 +22,7 @@ from typing import Any
 from typing import Dict
 from typing import Mapping
 from typing import Optional
+from typing import Sequence
 
 import numpy as np
 
@@ -34,6 +35,33 @@ from remax_tf.evaluation.panoptic_quality import PanopticQuality
 from remax_tf.protos import evaluator_pb2
 
 _GROUPS = (("All", ""), ("Things", "_things"), ("Stuff", "_stuff"))
+# Suffix of the class-agnostic thing metrics (pq_things_class_agnostic, ...).
+CLASS_AGNOSTIC = "_things_class_agnostic"
+
+
+def merge_thing_classes(
+    panoptic: np.ndarray, thing_ids: Sequence[int], divisor: int, merged_id: int
+) -> np.ndarray:
+    """The panoptic map with every thing class relabelled ``merged_id``.
+
+    Instances keep distinct ids (1..n in the order of their old labels; crowd
+    keeps instance 0), so PQ over the merged class scores masks and ignores
+    their labels: "masks fine, labels wrong" shows as a high class-agnostic
+    things PQ next to a low things PQ.
+    """
+    panoptic = np.asarray(panoptic).astype(np.int64)
+    is_thing = np.isin(panoptic // divisor, list(thing_ids))
+    instance = panoptic % divisor
+    out = np.where(is_thing, merged_id * divisor, panoptic)
+    keyed = is_thing & (instance > 0)
+    values, inverse = np.unique(panoptic[keyed], return_inverse=True)
+    if len(values) >= divisor:
+        raise ValueError(
+            f"{len(values)} thing instances in one image do not fit the label "
+            f"divisor {divisor} once merged into one class."
+        )
+    out[keyed] += 1 + inverse.reshape(-1)
+    return out
 
 
 def _first(mapping: Mapping[str, Any], *keys: str) -> Optional[np.ndarray]:
@@ -67,6 +95,20 @@ class PanopticEvaluator:
             descriptor.panoptic_label_divisor,
             descriptor.ignore_label,
         )
+        # Things merged into one class (the first thing id), stuff unchanged.
+        self._merged_id = min(things) if things else None
+        self.class_agnostic = (
+            PanopticQuality(
+                {
+                    self._merged_id: True,
+                    **{c: False for c, t in self.categories.items() if not t},
+                },
+                descriptor.panoptic_label_divisor,
+                descriptor.ignore_label,
+            )
+            if things
+            else None
+        )
         self.miou = MeanIoU(
             descriptor.num_classes,
             descriptor.ignore_label,
@@ -78,6 +120,8 @@ class PanopticEvaluator:
 
     def reset(self) -> None:
         self.panoptic_quality.reset()
+        if self.class_agnostic is not None:
+            self.class_agnostic.reset()
         self.miou.reset()
         if self.mask_ap is not None:
             self.mask_ap.reset()
@@ -171,6 +215,8 @@ class PanopticEvaluator:
 
             pan = self._to_original_size(pred_panoptic[b], sample, b, label_shape, size)
             self.panoptic_quality.update(gt_pan, pan, crowd, gt_sem, image_name=name)
+            if self.class_agnostic is not None:
+                self._update_class_agnostic(gt_pan, pan, crowd, gt_sem, name)
 
             sem = (
                 pan // divisor
@@ -188,6 +234,20 @@ class PanopticEvaluator:
                 self.mask_ap.update_from_panoptic(
                     gt_pan, pan, divisor, scores, crowd, gt_sem
                 )
+
+    def _update_class_agnostic(self, gt_pan, pan, crowd, gt_sem, name) -> None:
+        things = self.descriptor.thing_class_ids
+        divisor = self.descriptor.panoptic_label_divisor
+        merged = self._merged_id
+        if gt_sem is not None:
+            gt_sem = np.where(np.isin(gt_sem, list(things)), merged, gt_sem)
+        self.class_agnostic.update(
+            merge_thing_classes(gt_pan, things, divisor, merged),
+            merge_thing_classes(pan, things, divisor, merged),
+            crowd,
+            gt_sem,
+            image_name=name,
+        )
 
     def _segment_scores(
         self, pan, semantic_scores, instance_scores, sample, b, label_shape, size
@@ -212,7 +272,9 @@ class PanopticEvaluator:
         """The metrics, fractions in [0, 1].
 
         Returns:
-          {"pq", "sq", "rq", "pq_things", ..., "rq_stuff", "miou",
+          {"pq", "sq", "rq", "pq_things", ..., "rq_stuff",
+          "pq_things_class_agnostic" (things merged into one class: masks
+          scored, labels ignored; also sq_, rq_), "miou",
           "num_images", "panoptic_quality": panopticapi-style dict,
           "per_class": {semantic id: {"name", "isthing", "pq", "sq", "rq",
           "tp", "fp", "fn", "iou"}}, and "mask_ap" when enabled}.
@@ -222,6 +284,10 @@ class PanopticEvaluator:
         for group, suffix in _GROUPS:
             for metric in ("pq", "sq", "rq"):
                 result[metric + suffix] = panoptic[group][metric]
+        if self.class_agnostic is not None:
+            agnostic = self.class_agnostic.result()["Things"]
+            for metric in ("pq", "sq", "rq"):
+                result[metric + CLASS_AGNOSTIC] = agnostic[metric]
         result["miou"] = self.miou.result()
         result["num_images"] = self.panoptic_quality.num_images
         result["panoptic_quality"] = panoptic

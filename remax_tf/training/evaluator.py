@@ -27,7 +27,15 @@ from remax_tf.postprocess import undo_preprocessing
 from remax_tf.training.inputs import distributed_dataset
 
 # Scalars that go to TensorBoard; the JSON holds everything.
-_SUMMARY_METRICS = ("pq", "sq", "rq", "pq_things", "pq_stuff", "miou")
+_SUMMARY_METRICS = (
+    "pq",
+    "sq",
+    "rq",
+    "pq_things",
+    "pq_stuff",
+    "pq_things_class_agnostic",
+    "miou",
+)
 # Ground-truth keys the host-side metrics read.
 _GT_KEYS = (
     common.GT_PANOPTIC_RAW,
@@ -122,11 +130,12 @@ class Evaluator(orbit.StandardEvaluator):
             os.path.join(self._output_dir, "metrics_latest.json"), results
         )
         self._results.value = results
-        line = " | ".join(f"{k} {100 * results[k]:.2f}" for k in _SUMMARY_METRICS)
+        shown = [k for k in _SUMMARY_METRICS if k in results]
+        line = " | ".join(f"{k} {100 * results[k]:.2f}" for k in shown)
         print(
             f"[eval] step {step}: {line} ({results['num_images']} images)", flush=True
         )
-        return {f"metrics/{k}": results[k] for k in _SUMMARY_METRICS}
+        return {f"metrics/{k}": results[k] for k in shown}
 
 
 class _Results:
