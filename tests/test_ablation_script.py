@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-DATA_DIR = "/tmp/ablation_test/data/shapes_ablation"
+DATA_DIR = "/tmp/ablation_test/data/shapes_v2_ablation"
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,14 @@ def test_rows_map_to_the_settings_of_the_paper_tables(ablation):
     ] == [0, 2, 4, 6]
     base = _config(ablation, "remax").model_options.max_deeplab
     assert list(base.transformer_decoder_num_blocks) == [2, 2, 2]
+    # The regime: shapes_panoptic_v2, 64 slots, both models from one backbone.
+    for variant in ("kmax", "remax"):
+        config = _config(ablation, variant)
+        assert config.train_dataset_options.dataset == "shapes_panoptic_v2"
+        assert config.model_options.max_deeplab.num_mask_slots == 64
+        assert config.model_options.backbone.pretrained_weights == (
+            "/tmp/ablation_test/pretrained/backbone_1500steps"
+        )
     # Table 4: eta.
     etas = [remax(rows["eta", f"eta {e}"]).eta for e in ("0", "0.05", "0.1", "0.2")]
     assert etas == pytest.approx([0.0, 0.05, 0.1, 0.2])
@@ -142,38 +150,42 @@ def test_seeds_change_only_the_seeds_and_jobs_are_unique(ablation):
     )
     assert changed == {"trainer_options.seed", "train_dataset_options.seed"}
     settings = ablation.Settings(
-        steps=60, curve_steps=180, seeds=3, curve_points=3, steps_per_loop=10
+        steps=60, seeds=3, curve_fractions=(1 / 3, 2 / 3, 1.0), steps_per_loop=10
     )
-    rows = ablation.select_rows(list(ablation.GROUPS))
+    rows = ablation.select_rows(list(ablation.GROUPS), settings.curve_fractions)
     jobs = ablation.plan_jobs(rows, settings, DATA_DIR)
-    # Every variant at 60 steps, plus kMaX and ReMaX at 180 for the curve.
+    # Every variant at 60 steps, plus kMaX and ReMaX at 20 and 40: each point
+    # of the curve is its own schedule; the 60-step point is the table's run.
     assert len({j["name"] for j in jobs}) == len(jobs)
-    assert len(jobs) == 3 * (len(ablation.VARIANTS) + 2)
+    assert len(jobs) == 3 * (len(ablation.VARIANTS) + 4)
     by_name = {j["name"]: j for j in jobs}
-    short = [by_name[f"remax_60steps_seed{s}"] for s in (1, 2, 3)]
+    full = [by_name[f"remax_60steps_seed{s}"] for s in (1, 2, 3)]
     keep, low = ablation.KEEP_HEADS_AT_TEST, ablation.LOW_CLASS_THRESHOLDS
-    assert all(j["extra_evals"] == [list(keep), list(low)] for j in short)
+    assert all(j["extra_evals"] == [list(keep), list(low)] for j in full)
     assert by_name["kmax_60steps_seed1"]["extra_evals"] == [list(low)]
-    assert by_name["remax_180steps_seed1"]["extra_evals"] == []
+    assert by_name["remax_20steps_seed1"]["extra_evals"] == []
 
     def option(job, field):
         return [o for o in job["overrides"] if field in o][-1].split("=")[1]
 
-    curve = by_name["kmax_180steps_seed2"]
-    assert curve["curve_run"] and option(curve, "training_number_of_steps") == "180"
-    assert option(curve, "eval_interval") == "60"  # 3 points: 60, 120, 180
-    assert option(curve, "trainer_options.seed") == "2"
+    short = by_name["kmax_20steps_seed2"]
+    assert short["curve_run"] and option(short, "training_number_of_steps") == "20"
+    assert option(short, "eval_interval") == "20"  # evaluated at its end only
+    assert option(short, "trainer_options.seed") == "2"
     assert option(by_name["kmax_60steps_seed1"], "eval_interval") == "60"
-    assert not by_name["kmax_60steps_seed1"]["curve_run"]
+    assert by_name["kmax_60steps_seed1"]["curve_run"]
+    assert not by_name["remax_eta_0_60steps_seed1"]["curve_run"]
     with pytest.raises(ValueError, match="unknown group"):
         ablation.select_rows(["tabel3"])
 
 
-SETTINGS_SMALL = dict(steps=20, curve_steps=40, seeds=3, curve_points=2)
+SETTINGS_SMALL = dict(steps=40, seeds=3, curve_fractions=(0.5, 1.0))
 
 
-def _run(variant, seed, pq, steps=20, diverged=None, extra=None, curve=None):
+def _run(variant, seed, pq, steps=40, diverged=None, extra=None, curve=None):
     final = None if diverged else {"pq": pq, "pq_things": 0.1, "pq_stuff": 0.9}
+    if final:
+        final["pq_things_class_agnostic"] = 0.3
     return dict(
         variant=variant,
         steps=steps,
@@ -196,59 +208,67 @@ def test_aggregate_mean_and_sample_std_over_finished_seeds(ablation):
         _run("remax", 1, 0.50, extra=kept(0.40)),
         _run("remax", 2, 0.52, extra=kept(0.42)),
         _run("remax", 3, 0.54, extra=kept(0.44)),
-        # The convergence run of the same variant is longer: not mixed in.
-        _run("remax", 1, 0.90, steps=40),
+        # The shorter convergence point of the same variant: not mixed in.
+        _run("remax", 1, 0.90, steps=20),
         _run("kmax_lr10", 1, None, diverged={"step": 17, "term": "total_loss"}),
         _run("kmax_lr10", 2, 0.30),
         _run("kmax_lr10", 3, 0.36),
     ]
     rows = ablation.head_at_test_rows() + [
         ablation.Row("learning_rate", "kMaX 10x", "kmax_lr10"),
-        ablation.Row("convergence", "ReMaX", "remax"),
+        ablation.Row("convergence", "ReMaX", "remax", fraction=0.5),
     ]
     table = {e["key"]: e for e in ablation.aggregate(rows, runs, settings)}
-    removed = table["remax@20"]
+    removed = table["remax@40"]
     assert removed["pq"] == pytest.approx(52.0)
     assert removed["pq_std"] == pytest.approx(2.0)  # sample std of 50, 52, 54
     assert removed["pq_things"] == pytest.approx(10.0)
+    assert removed["pq_things_class_agnostic"] == pytest.approx(30.0)
     assert removed["seeds"] == 3
-    assert table["remax+keep_heads@20"]["pq"] == pytest.approx(42.0)
-    assert table["remax@40"]["pq"] == pytest.approx(90.0)
-    assert math.isnan(table["remax@40"]["pq_std"])
-    lr = table["kmax_lr10@20"]
+    assert table["remax+keep_heads@40"]["pq"] == pytest.approx(42.0)
+    assert table["remax@20"]["pq"] == pytest.approx(90.0)
+    assert math.isnan(table["remax@20"]["pq_std"])
+    lr = table["kmax_lr10@40"]
     assert lr["pq"] == pytest.approx(33.0)
     assert lr["pq_std"] == pytest.approx(math.sqrt(18))
     assert lr["diverged"] == [{"seed": 1, "step": 17, "term": "total_loss"}]
     assert lr["seeds"] == 3
     text = ablation.format_tables(list(table.values()), {})
     assert "| semantic heads removed at test | 52.4 | 52.0 ± 2.0 |" in text
-    assert "| kMaX 10x | – | 33.0 ± 4.2 | 10.0 ± 0.0 | 90.0 ± 0.0 | " in text
+    assert (
+        "| kMaX 10x | – | 33.0 ± 4.2 | 10.0 ± 0.0 | 90.0 ± 0.0 | 30.0 ± 0.0 |" in text
+    )
     assert "seed 1 @ step 17 / 3 |" in text
     # One value: no std; none: no mean.
     assert math.isnan(ablation.mean_std([1.0])[1])
     assert all(math.isnan(v) for v in ablation.mean_std([]))
 
 
-def test_curves_average_each_step_over_seeds(ablation):
-    def curve(a, b):
-        return {
-            "20": {"pq": a, "pq_things": 0.0, "pq_stuff": 2 * a},
-            "40": {"pq": b, "pq_things": 0.0, "pq_stuff": 2 * b},
-        }
-
+def test_curves_average_each_schedule_over_seeds(ablation):
+    settings = ablation.Settings(steps_per_loop=10, **SETTINGS_SMALL)
+    rows = ablation.convergence_rows(settings.curve_fractions)
     runs = [
-        _run("kmax", 1, 0.2, steps=40, curve=curve(0.1, 0.2)),
-        _run("kmax", 2, 0.4, steps=40, curve=curve(0.3, 0.4)),
-        _run("remax", 1, 0.5, steps=40, curve=curve(0.2, 0.5)),
-        # A short run evaluated once: not part of the curve.
-        _run("kmax", 1, 0.7, curve={"20": {"pq": 0.7, "pq_things": 0, "pq_stuff": 1}}),
+        _run("kmax", 1, 0.1, steps=20),
+        _run("kmax", 2, 0.3, steps=20),
+        _run("kmax", 1, 0.2, steps=40),
+        _run("kmax", 2, 0.4, steps=40),
+        _run("remax", 1, 0.2, steps=20),
+        _run("remax", 2, 0.4, steps=20),
+        _run("remax", 1, 0.5, steps=40),
+        _run("remax", 2, None, steps=40, diverged={"step": 3, "term": "x"}),
+        # Another variant at the same steps: not part of the curve.
+        _run("remax_eta_0", 1, 0.9, steps=40),
     ]
-    for run in runs[:3]:
-        run["curve_run"] = True
-    c = ablation.curves(runs)
-    assert c["kmax"]["steps"] == [20, 40] and c["kmax"]["seeds"] == 2
+    c = ablation.curves(rows, runs, settings)
+    assert c["kmax"]["steps"] == [20, 40] and c["kmax"]["seeds"] == [2, 2]
     assert c["kmax"]["pq"] == pytest.approx([20.0, 30.0])
     assert c["kmax"]["pq_std"] == pytest.approx([math.sqrt(200), math.sqrt(200)])
-    assert c["kmax"]["pq_stuff"] == pytest.approx([40.0, 60.0])
-    assert c["remax"]["pq"] == pytest.approx([20.0, 50.0])
-    assert "| 40 | 30.0 ± 14.1 | 50.0 |" in ablation.format_tables([], c)
+    assert c["remax"]["seeds"] == [2, 1]
+    assert c["remax"]["pq"] == pytest.approx([30.0, 50.0])
+    # The gap and its standard error: sqrt(200/2 + 200/2) at 20 steps.
+    diff, error = ablation.gap(c["remax"], c["kmax"], "pq", 0)
+    assert diff == pytest.approx(10.0) and error == pytest.approx(math.sqrt(200))
+    assert math.isnan(ablation.gap(c["remax"], c["kmax"], "pq", 1)[1])
+    text = ablation.format_tables([], c)
+    assert "| 20 | 20.0 ± 14.1 | 30.0 ± 14.1 |" in text
+    assert "+10.0 ± 14.1 (s.e.)" in text

@@ -70,11 +70,14 @@ STUFF_NAMES = {GROUND: "ground", WATER: "water", FOLIAGE: "foliage"}
 # Thing texture families of shapes_panoptic_v2.
 PLAIN, STRIPED, DOTTED, CHECKERED = "plain", "striped", "dotted", "checkered"
 TEXTURES = (PLAIN, STRIPED, DOTTED, CHECKERED)
-# Class-typical hues: class k's hue is centred at frac(k * golden ratio) and
-# spread by +-V2_HUE_SPREAD, so that every hue is shared by ~4 of the 20
-# classes (colour narrows the class down, it does not name it).
+# Class-typical hues: class k's hue is centred at frac(k * golden ratio)
+# (neighbouring centres 0.034-0.056 apart) and spread by +-V2_HUE_SPREAD, so
+# that neighbouring classes' colour ranges overlap (colour narrows the class
+# down; texture and shape settle it). A wider spread (0.1, ~4 classes per
+# hue) left plain kMaX at things PQ 8-14 after 600-1000 steps: not a regime
+# where the baseline learns things (docs/benchmarks.md).
 _GOLDEN = 0.6180339887
-V2_HUE_SPREAD = 0.1
+V2_HUE_SPREAD = 0.04
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,7 +311,8 @@ def _v2_appearance(
     """shapes_panoptic_v2: the class's texture family in a colour drawn from
     its hue range; the pattern's second colour is a darker shade of it."""
     hue = (thing.hue + rng.uniform(-V2_HUE_SPREAD, V2_HUE_SPREAD)) % 1.0
-    base = _hsv_colour(hue, rng.uniform(0.45, 1.0), rng.uniform(0.6, 1.0))
+    # Saturated enough that the hue is visible.
+    base = _hsv_colour(hue, rng.uniform(0.65, 1.0), rng.uniform(0.6, 1.0))
     dark = base * rng.uniform(0.35, 0.6)
     angle = rng.uniform(0, np.pi)
     u = xx * np.cos(angle) + yy * np.sin(angle)
