@@ -89,6 +89,9 @@ class RestoreReport:
       absent_items: Requested item names the checkpoint does not hold.
       unbuilt_items: Requested items without variables (never called, e.g.
         training-only heads of an inference model); not restored.
+      skipped: Checkpoint entries that are not model weights and were not
+        read: optimizer slots and counters, ``global_step`` (listed for
+        DeepLab2 checkpoints; remax_tf restores ignore them silently).
     """
 
     checkpoint: str
@@ -99,6 +102,7 @@ class RestoreReport:
     excluded: Tuple[str, ...] = ()
     absent_items: Tuple[str, ...] = ()
     unbuilt_items: Tuple[str, ...] = ()
+    skipped: Tuple[str, ...] = ()
 
     def summary(self) -> str:
         parts = [
@@ -112,6 +116,10 @@ class RestoreReport:
             parts.append(f"items not in the checkpoint: {list(self.absent_items)}")
         if self.unbuilt_items:
             parts.append(f"unbuilt items skipped: {list(self.unbuilt_items)}")
+        if self.skipped:
+            parts.append(
+                f"{len(self.skipped)} non-model entries skipped (optimizer, step)"
+            )
         return f"{self.checkpoint} ({self.layout}): " + ", ".join(parts)
 
 
@@ -324,6 +332,12 @@ def restore_items(
         class set.
       what: How errors and logs name the checkpoint (e.g. the config field).
 
+    DeepLab2 checkpoints (:func:`remax_tf.model.deeplab2_mapping.detect_layout`:
+    a kMaX model-zoo or training checkpoint, an ImageNet backbone checkpoint,
+    the Model Garden layout, Keras weights of an encoder) are detected and
+    restored through DeepLab2's names
+    (:func:`remax_tf.model.deeplab2_mapping.restore_deeplab2`).
+
     Returns:
       The :class:`RestoreReport`.
 
@@ -336,6 +350,14 @@ def restore_items(
     """
     prefix = resolve_checkpoint_prefix(path, what)
     graph = _object_graph(tf.train.load_checkpoint(prefix), what)
+    from remax_tf.model import deeplab2_mapping
+
+    if deeplab2_mapping.detect_layout(prefix):
+        # A DeepLab2 checkpoint (model zoo, ImageNet backbone, Model Garden or
+        # Keras weights): mapped by name rules, not by object graph.
+        return deeplab2_mapping.restore_deeplab2(
+            items, prefix, exclude=exclude, what=what
+        )
     children = {c.local_name: c.node_id for c in graph.nodes[0].children}
     built = {name: obj for name, obj in items.items() if _variables(obj)}
     unbuilt = tuple(sorted(set(items) - set(built)))
@@ -368,6 +390,29 @@ def restore_items(
     )
 
 
+def restore_model_checkpoint(
+    model, path: str, *, exclude: Iterable[str] = (), what: str = "checkpoint"
+) -> RestoreReport:
+    """Restores a built ``KMaXDeepLab`` from any checkpoint remax_tf reads.
+
+    One entry point for training (``initial_checkpoint``), prediction and
+    export: a remax_tf checkpoint (``ckpt-N`` of a training run, or the output
+    of ``python -m remax_tf.convert_deeplab2``) or any DeepLab2 layout.
+    Equivalent to ``restore_items(model.checkpoint_items, path, ...)``.
+
+    Args:
+      model: A built model (called once); an inference-only model skips the
+        training-only heads.
+      path: A checkpoint prefix, or a directory whose latest checkpoint is used.
+      exclude: As :func:`restore_items` (e.g. :data:`CLASS_HEAD_PATTERNS`).
+      what: How errors and logs name the checkpoint (``'--checkpoint'``).
+
+    Returns:
+      The :class:`RestoreReport` (``layout``: ``'items'`` or a DeepLab2 layout).
+    """
+    return restore_items(model.checkpoint_items, path, exclude=exclude, what=what)
+
+
 def restore_root(
     obj, path: str, *, exclude: Iterable[str] = (), what: str = "checkpoint"
 ) -> RestoreReport:
@@ -397,6 +442,7 @@ __all__ = [
     "object_path",
     "resolve_checkpoint_prefix",
     "restore_items",
+    "restore_model_checkpoint",
     "restore_root",
     "root_children",
 ]

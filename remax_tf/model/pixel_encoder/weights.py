@@ -8,7 +8,12 @@ are accepted, told apart by their keys:
   ``tf.train.Checkpoint(encoder=encoder, ...)``, e.g. a remax_tf training
   checkpoint;
 * the encoder itself as the root: ``tf.train.Checkpoint(encoder_model)`` or
-  ``encoder_model.save_weights(prefix)``.
+  ``encoder_model.save_weights(prefix)``;
+* any DeepLab2 checkpoint holding the encoder
+  (:mod:`remax_tf.model.deeplab2_mapping`): an ImageNet backbone checkpoint
+  (root child ``encoder``), the Model Garden layout (``backbone/_encoder``),
+  DeepLab2's ConvNeXt Keras weights (the encoder as the root), or a whole
+  kMaX model checkpoint; mapped by DeepLab2's names.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import dataclasses
 import tf_keras
 
 from remax_tf import common
+from remax_tf.model import deeplab2_mapping
 from remax_tf.model.checkpoint_restore import RestoreReport
 from remax_tf.model.checkpoint_restore import resolve_checkpoint_prefix
 from remax_tf.model.checkpoint_restore import restore_items
@@ -36,7 +42,8 @@ def load_pretrained_weights(model: tf_keras.Model, path: str) -> RestoreReport:
 
     Returns:
       The :class:`~remax_tf.model.checkpoint_restore.RestoreReport`, with
-      ``layout`` ``'encoder_item'`` or ``'encoder_root'``.
+      ``layout`` ``'encoder_item'``, ``'encoder_root'`` or a DeepLab2 layout
+      (:data:`remax_tf.model.deeplab2_mapping.LAYOUTS`).
 
     Raises:
       FileNotFoundError: If ``path`` is not a checkpoint.
@@ -45,6 +52,10 @@ def load_pretrained_weights(model: tf_keras.Model, path: str) -> RestoreReport:
         is restored then.
     """
     prefix = resolve_checkpoint_prefix(path, _WHAT)
+    if deeplab2_mapping.detect_layout(prefix):
+        return deeplab2_mapping.restore_deeplab2(
+            {common.CKPT_ENCODER: model}, prefix, what=_WHAT
+        )
     if common.CKPT_ENCODER in root_children(prefix):
         report = restore_items({common.CKPT_ENCODER: model}, prefix, what=_WHAT)
         return dataclasses.replace(report, layout="encoder_item")
