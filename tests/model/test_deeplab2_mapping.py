@@ -351,3 +351,37 @@ def test_deeplab2_model_checkpoint_fine_tunes_with_remax_and_other_classes(
         loss = tf.reduce_sum(outputs[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY])
     grads = tape.gradient(loss, model.trainable_variables)
     assert any(g is not None for g in grads)
+
+
+def test_convert_deeplab2_cli_writes_checkpoint_and_report(
+    repo_root, tmp_path, monkeypatch, capsys
+):
+    import json
+
+    from remax_tf import convert_deeplab2
+    from remax_tf.model.checkpoint_restore import restore_items
+
+    config = str(repo_root / "configs/demo/shapes_kmax.textproto")
+    source = _demo_model(repo_root, "configs/demo/shapes_kmax.textproto")
+    stored, _ = _deeplab2_values(deeplab2_mapping.map_items(source.checkpoint_items))
+    prefix = _write(tmp_path, deeplab2_mapping.LAYOUT_MODEL, stored)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "converted"
+    args = ["--config_file", config, "--deeplab2_checkpoint", prefix]
+    assert convert_deeplab2.main(args + ["--output_dir", str(out)]) == 0
+    report = json.loads((out / "conversion_report.json").read_text())
+    assert report["ok"] and report["layout"] == deeplab2_mapping.LAYOUT_MODEL
+    assert report["restored"] == len(source.weights)
+    assert "global_step" in report["skipped_examples"]
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
+    # remax_tf's own layout now: restored by object graph, not by DeepLab2 rules.
+    assert deeplab2_mapping.detect_layout(str(out / "ckpt-0")) is None
+    assert restore_items(source.checkpoint_items, str(out)).layout == "items"
+
+    # A DeepLab2 weight used at inference that nothing takes: exit status 1.
+    stored["transformer_decoder/_kmax_decoder/99/_block1_transformer/x"] = np.zeros(1)
+    bad = _write(tmp_path / "bad", deeplab2_mapping.LAYOUT_MODEL, stored)
+    args = ["--config_file", config, "--deeplab2_checkpoint", bad]
+    assert convert_deeplab2.main(args + ["--output_dir", str(tmp_path / "o2")]) == 1
+    assert "_kmax_decoder/99" in capsys.readouterr().err
