@@ -1,9 +1,9 @@
-"""Batch-1 CPU latency and size of the exported models (issue 8, docs/benchmarks.md).
+"""Batch-1 CPU latency and size of the exported models, split into parts
+(issues 8 and 16, docs/benchmarks.md).
 
     python benchmarks/latency.py \\
-        --config_file configs/coco/remax_t.textproto \\
-        --config_file configs/coco/remax_s.textproto \\
-        --config_file configs/demo/shapes_remax.textproto \\
+        --config_file configs/coco/remax_t.textproto --crop 641 \\
+        --variants saved_model,tflite_fp32,tflite_int8 --threads 1,2,4 \\
         --output_json benchmarks/results/latency.json
 
 For every config, at its evaluation crop (or ``--crop``), one uint8 image of
@@ -13,16 +13,30 @@ model, mask-wise post-processing, undo) in each variant:
 * ``keras``: :meth:`ServingModule.serve` as a ``tf.function`` (no XLA);
 * ``saved_model``: the exported SavedModel's ``serving_default``, reloaded;
 * ``tflite_fp32``, ``tflite_fp16``, ``tflite_dynamic``, ``tflite_int8``: the
-  TFLite files in ``ai_edge_litert``'s interpreter (XNNPACK delegate,
-  ``--threads`` threads); int8 runs its model file then ``postprocess.tflite``.
+  TFLite files in ``ai_edge_litert``'s interpreter (XNNPACK delegate); int8
+  runs its model file then ``postprocess.tflite``.
 
-Latency is the median (and the minimum) wall time of ``--repeats`` calls
-after ``--warmup`` calls; TensorFlow runs with ``--threads`` intra-op threads too. Weights are
-the initial ones (latency does not depend on them; the mask-wise loop always
-visits every slot) unless ``--checkpoint`` is given; int8 calibrates on
-``--calibration_steps`` random images then. Sizes: the SavedModel directory
-and each TFLite file, in MB (10^6 bytes); the JSON also lists each TFLite
-file's op types. Prints a table, then one JSON line.
+``total`` is that whole call. Unless ``--no_split``, the same pipeline cut in
+four parts is timed too, each part traced on its own: ``pre`` (uint8 image ->
+padded float crop), ``network`` (crop -> raw logits), ``post`` (mask-wise
+post-processing at the crop size) and ``undo`` (back to the input size). For
+TensorFlow variants the parts are ``tf.function`` s of the serving module's
+pieces; for TFLite ones separate files converted the same way (the network
+file with the variant's quantisation, the others fp32). Parts are fed the
+outputs of the previous part on the same image.
+
+Every figure is the median and the minimum of ``--repeats`` calls after
+``--warmup`` calls, at each of ``--threads`` (TFLite: interpreters of this
+process; TensorFlow: this process at the first count, child processes at the
+others, since its thread pools are fixed at start-up).
+
+Weights: the initial ones unless ``--checkpoint``; the post-processing only
+visits slots whose class confidence passes the thresholds (issue 16), so the
+class head is scaled by ``--class_head_scale`` to make slots pass, and the
+JSON records how many did (``num_candidate_slots``). int8 calibrates on
+``--calibration_steps`` random images. Sizes: the SavedModel directory and
+each TFLite file, in MB (10^6 bytes); the JSON also lists each TFLite file's
+op types. Prints a table, then one JSON line.
 """
 
 from __future__ import annotations
@@ -97,13 +111,6 @@ def _times_ms(call: Callable[[], object], warmup: int, repeats: int) -> List[flo
     return times
 
 
-def _record(result: Dict[str, object], variant: str, times: List[float]) -> None:
-    """Median (the reported figure) and minimum (least disturbed by other
-    processes) of one variant's call times."""
-    result["latency_ms"][variant] = statistics.median(times)
-    result["latency_min_ms"][variant] = min(times)
-
-
 def _directory_mb(path: str) -> float:
     total = 0
     for root, _, files in os.walk(path):
@@ -111,26 +118,176 @@ def _directory_mb(path: str) -> float:
     return total / 1e6
 
 
+def _class_head_scaled(model, scale: float) -> None:
+    """Multiplies the class head's kernel by ``scale`` (initial weights give
+    every slot a near-uniform class distribution, so no slot would pass the
+    mask-wise thresholds and the post-processing loop would not run; the
+    export tests scale it the same way)."""
+    from remax_tf import common
+
+    kernel = model.checkpoint_items[common.CKPT_TRANSFORMER_CLASS_HEAD].weights[0]
+    kernel.assign(kernel * scale)
+
+
+def _num_candidates(post_processor, class_logits: np.ndarray) -> int:
+    """How many slots pass the mask-wise class thresholds (the loop count)."""
+    from remax_tf.postprocess.slot_predictions import class_predictions
+
+    index, confidence = (np.asarray(t) for t in class_predictions(class_logits))
+    threshold = np.where(
+        index < post_processor.num_thing_classes,
+        post_processor.thing_threshold,
+        post_processor.stuff_threshold,
+    )
+    return int((confidence >= threshold).sum())
+
+
+class _Pieces:
+    """The serving pipeline cut in four: ``pre`` (uint8 image -> padded float
+    crop), ``network`` (crop -> raw logits), ``post`` (logits -> maps at the
+    crop size), ``undo`` (maps -> input size); traced at a fixed size."""
+
+    def __init__(self, module, model, post_processor, size):
+        import tensorflow as tf
+
+        from remax_tf.data import preprocessing
+        from remax_tf.export.saved_model import RAW_OUTPUT_KEYS
+        from remax_tf.postprocess import undo_preprocessing
+        from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
+
+        height, width = size
+        self.module = module
+        image_spec = tf.TensorSpec([1, height, width, 3], tf.uint8, "image")
+        crop_spec = tf.TensorSpec([1, height, width, 3], tf.float32, "crop")
+        _, _, resized = preprocessing.preprocess_for_eval(
+            tf.zeros([height, width, 3], tf.uint8), None, module.preprocess_config, 0
+        )
+        resized_size = tf.constant(resized.shape[:2].as_list(), tf.int32)
+
+        def pre(image):
+            padded, _, _ = preprocessing.preprocess_for_eval(
+                image[0], None, module.preprocess_config, label_pad_value=0
+            )
+            return {"crop": padded[tf.newaxis]}
+
+        def network(crop):
+            outputs = model(crop, training=False)
+            return {key: tf.cast(outputs[key], tf.float32) for key in RAW_OUTPUT_KEYS}
+
+        def post(raw):
+            maps = post_processor(raw)
+            return {key: tf.cast(maps[key], tf.float32) for key in MAP_KEYS}
+
+        def undo(maps):
+            return undo_preprocessing(maps, resized_size, tf.constant([height, width]))
+
+        def trace(function, spec):
+            return tf.function(
+                function, input_signature=[spec], autograph=False
+            ).get_concrete_function()
+
+        self.pre = trace(pre, image_spec)
+        self.network = trace(network, crop_spec)
+        raw_specs = {
+            key: tf.TensorSpec(
+                self.network.structured_outputs[key].shape, tf.float32, key
+            )
+            for key in RAW_OUTPUT_KEYS
+        }
+        self.post = trace(post, raw_specs)
+        map_specs = {
+            key: tf.TensorSpec([1, height, width], tf.float32, key) for key in MAP_KEYS
+        }
+        self.undo = trace(undo, map_specs)
+
+
+def _convert_piece(concrete, module, quantize: str, calibration=None) -> bytes:
+    """One piece as a TFLite flatbuffer, with the export's converter settings
+    (builtin ops only; ``int8``: full integer with float fallback)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+    converter.experimental_lower_to_saved_model = False
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize in ("fp16", "dynamic", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        converter.representative_dataset = lambda: ([c] for c in calibration)
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+            tf.lite.OpsSet.TFLITE_BUILTINS,
+        ]
+    return converter.convert()
+
+
+def _lite_runner(content: bytes, threads: int):
+    """Callable(dict of arrays) -> dict of arrays, inputs matched by name."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=content, num_threads=threads)
+    interpreter.allocate_tensors()
+    inputs = interpreter.get_input_details()
+    outputs = interpreter.get_output_details()
+
+    def input_key(detail, feed):
+        name = detail["name"]
+        for key in feed:
+            if key in name:
+                return key
+        if len(feed) == 1:
+            return next(iter(feed))
+        raise KeyError(f"no feed for TFLite input {name!r} among {sorted(feed)}")
+
+    def run(feed):
+        for detail in inputs:
+            interpreter.set_tensor(detail["index"], feed[input_key(detail, feed)])
+        interpreter.invoke()
+        return {d["name"]: interpreter.get_tensor(d["index"]) for d in outputs}
+
+    return run, outputs
+
+
+def _named_outputs(result: Dict[str, np.ndarray], keys: Sequence[str]):
+    """TFLite output tensor names -> our keys (``StatefulPartitionedCall:0``
+    style names are mapped by the flattened, sorted key order)."""
+    names = sorted(result)
+    if all(any(k in n for n in names) for k in keys):
+        return {k: next(result[n] for n in names if k in n) for k in keys}
+
+    def index(name):
+        tail = name.rsplit(":", 1)
+        return int(tail[1]) if len(tail) == 2 and tail[1].isdigit() else 0
+
+    ordered = sorted(names, key=index)
+    return dict(zip(sorted(keys), (result[n] for n in ordered)))
+
+
 def benchmark_config(
     config_file: str,
     variants: Sequence[str],
     crop: Optional[int],
-    threads: int,
+    threads: Sequence[int],
     warmup: int,
     repeats: int,
     checkpoint: Optional[str],
     calibration_steps: int,
+    class_head_scale: float = 300.0,
+    split: bool = True,
 ) -> Dict[str, object]:
-    from ai_edge_litert.interpreter import Interpreter
     import tensorflow as tf
 
     from remax_tf.export import tflite
+    from remax_tf.export.saved_model import RAW_OUTPUT_KEYS
     from remax_tf.export.saved_model import build_serving_module
     from remax_tf.export.saved_model import eval_preprocess_config
     from remax_tf.export.saved_model import export_descriptor
     from remax_tf.export.saved_model import export_saved_model
     from remax_tf.model import build_model
     from remax_tf.model.checkpoint_restore import restore_items
+    from remax_tf.postprocess import build_post_processor
+    from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 
     config = _load_config(config_file, _crop_overrides(crop))
     descriptor = export_descriptor(config)
@@ -139,21 +296,61 @@ def benchmark_config(
     model(tf.zeros([1, *size, 3]), training=False)
     if checkpoint:
         restore_items(model.checkpoint_items, checkpoint, what="--checkpoint")
+    elif class_head_scale and class_head_scale != 1.0:
+        _class_head_scaled(model, class_head_scale)
     module = build_serving_module(config, model, descriptor)
+    post_processor = build_post_processor(config.evaluator_options, descriptor, size)
+    pieces = _Pieces(module, model, post_processor, size)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, [*size, 3], dtype=np.uint8)
+    batch = image[None]
+    tf_inputs = {"image": tf.constant(batch)}
+    crop_in = pieces.pre(tf.constant(batch))["crop"]
+    raw_in = pieces.network(crop_in)
+    maps_in = pieces.post(raw_in)
+    candidates = _num_candidates(
+        post_processor, raw_in["transformer_class_logits"].numpy()
+    )
     result: Dict[str, object] = {
         "config": config_file,
         "backbone": config.model_options.backbone.name,
         "input_size": list(size),
+        "num_slots": int(raw_in["transformer_class_logits"].shape[1]),
+        "num_candidate_slots": candidates,
+        "weights": checkpoint or f"initial, class head x{class_head_scale:g}",
         "num_inference_parameters": int(
             sum(v.shape.num_elements() for v in module.inference_variables)
         ),
-        "latency_ms": {},
-        "latency_min_ms": {},
+        # variant -> threads -> {"total"|"pre"|"network"|"post"|"undo":
+        #                        {"median_ms", "min_ms"}}
+        "latency": {},
         "size_mb": {},
         "tflite_ops": {},
     }
+    del tf_inputs
+
+    def record(variant, thread_count, part, times):
+        entry = (
+            result["latency"].setdefault(variant, {}).setdefault(str(thread_count), {})
+        )
+        entry[part] = {
+            "median_ms": statistics.median(times),
+            "min_ms": min(times),
+        }
+
+    def time_tf(variant, thread_count, total_call):
+        record(variant, thread_count, "total", _times_ms(total_call, warmup, repeats))
+        if not split:
+            return
+        for part, call in (
+            ("pre", lambda: pieces.pre(tf.constant(batch))["crop"].numpy()),
+            ("network", lambda: [v.numpy() for v in pieces.network(crop_in).values()]),
+            ("post", lambda: [v.numpy() for v in pieces.post(raw_in).values()]),
+            ("undo", lambda: [v.numpy() for v in pieces.undo(maps_in).values()]),
+        ):
+            record(variant, thread_count, part, _times_ms(call, warmup, repeats))
+
+    tf_threads = threads[0]
     sizes = result["size_mb"]
     with tempfile.TemporaryDirectory() as workdir:
         if "keras" in variants:
@@ -162,32 +359,36 @@ def benchmark_config(
                 input_signature=[tf.TensorSpec([1, *size, 3], tf.uint8)],
                 autograph=False,
             )
-            batch = tf.constant(image[None])
-
-            def keras_call():
-                return [v.numpy() for v in serve(batch).values()]
-
-            _record(result, "keras", _times_ms(keras_call, warmup, repeats))
+            single_batch = tf.constant(batch)
+            time_tf(
+                "keras",
+                tf_threads,
+                lambda: [v.numpy() for v in serve(single_batch).values()],
+            )
         if "saved_model" in variants:
             path = export_saved_model(module, workdir)
             sizes["saved_model"] = _directory_mb(path)
             signature = tf.saved_model.load(path).signatures["serving_default"]
             single = tf.constant(image)
-
-            def saved_model_call():
-                return [v.numpy() for v in signature(image=single).values()]
-
-            _record(result, "saved_model", _times_ms(saved_model_call, warmup, repeats))
-        for variant in variants:
-            if variant not in _TFLITE_MODES:
-                continue
+            time_tf(
+                "saved_model",
+                tf_threads,
+                lambda: [v.numpy() for v in signature(image=single).values()],
+            )
+        lite_variants = [v for v in variants if v in _TFLITE_MODES]
+        piece_files = {}
+        if split and lite_variants:
+            piece_files["pre"] = _convert_piece(pieces.pre, module, "none")
+            piece_files["post"] = _convert_piece(pieces.post, module, "none")
+            piece_files["undo"] = _convert_piece(pieces.undo, module, "none")
+        calibration = [
+            rng.integers(0, 256, [*size, 3], dtype=np.uint8)
+            for _ in range(calibration_steps)
+        ]
+        for variant in lite_variants:
             mode = _TFLITE_MODES[variant]
             options = {}
             if mode == "int8":
-                calibration = [
-                    rng.integers(0, 256, [*size, 3], dtype=np.uint8)
-                    for _ in range(calibration_steps)
-                ]
                 options = dict(
                     representative_images=lambda: iter(calibration),
                     calibration_steps=calibration_steps,
@@ -197,41 +398,134 @@ def benchmark_config(
             result["tflite_ops"][variant] = {
                 name: tflite.op_types(content) for name, content in files.items()
             }
-            runners = [
-                Interpreter(
-                    model_content=files[name], num_threads=threads
-                ).get_signature_runner()
-                for name in (tflite.model_file_name(mode), tflite.POSTPROCESS_FILE)
-                if name in files
-            ]
-            batch = image[None]
+            network_file = None
+            if split:
+                crops = [
+                    pieces.pre(tf.constant(c[None]))["crop"].numpy()
+                    for c in calibration
+                ]
+                network_file = _convert_piece(pieces.network, module, mode, crops)
+            for thread_count in threads:
+                from ai_edge_litert.interpreter import Interpreter
 
-            def tflite_call(runners=runners, batch=batch):
-                outputs = runners[0](image=batch)
-                for runner in runners[1:]:
-                    outputs = runner(**outputs)
-                return outputs
+                runners = [
+                    Interpreter(
+                        model_content=files[name], num_threads=thread_count
+                    ).get_signature_runner()
+                    for name in (tflite.model_file_name(mode), tflite.POSTPROCESS_FILE)
+                    if name in files
+                ]
 
-            _record(result, variant, _times_ms(tflite_call, warmup, repeats))
+                def tflite_call(runners=runners):
+                    outputs = runners[0](image=batch)
+                    for runner in runners[1:]:
+                        outputs = runner(**outputs)
+                    return outputs
+
+                record(
+                    variant,
+                    thread_count,
+                    "total",
+                    _times_ms(tflite_call, warmup, repeats),
+                )
+                if not split:
+                    continue
+                pre_run, _ = _lite_runner(piece_files["pre"], thread_count)
+                net_run, _ = _lite_runner(network_file, thread_count)
+                post_run, _ = _lite_runner(piece_files["post"], thread_count)
+                undo_run, _ = _lite_runner(piece_files["undo"], thread_count)
+                crop_np = crop_in.numpy()
+                raw_np = _named_outputs(net_run({"crop": crop_np}), RAW_OUTPUT_KEYS)
+                maps_np = _named_outputs(post_run(raw_np), MAP_KEYS)
+                for part, call in (
+                    ("pre", lambda: pre_run({"image": batch})),
+                    ("network", lambda: net_run({"crop": crop_np})),
+                    ("post", lambda: post_run(raw_np)),
+                    ("undo", lambda: undo_run(maps_np)),
+                ):
+                    record(
+                        variant, thread_count, part, _times_ms(call, warmup, repeats)
+                    )
     return result
 
 
+_PARTS = ("total", "pre", "network", "post", "undo")
+
+
 def format_table(results: Sequence[Dict[str, object]]) -> str:
+    """Markdown table: per model, variant and thread count, the median (min)
+    of each part in ms and total / network."""
     lines = [
-        "| model | input | variant | median (ms) | min (ms) | size (MB) |",
-        "|---|---|---|---|---|---|",
+        "| model | input | candidates | variant | threads | total | pre | network "
+        "| post | undo | total / network | size (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
         name = os.path.basename(str(result["config"])).replace(".textproto", "")
         size = "x".join(str(s) for s in result["input_size"])
-        for variant, ms in result["latency_ms"].items():
+        candidates = f"{result['num_candidate_slots']}/{result['num_slots']}"
+        for variant, per_threads in result["latency"].items():
             mb = result["size_mb"].get(variant)
             mb_text = f"{mb:.1f}" if mb is not None else "-"
-            low = result["latency_min_ms"][variant]
-            lines.append(
-                f"| {name} | {size} | {variant} | {ms:.0f} | {low:.0f} | {mb_text} |"
-            )
+            for thread_count, parts in sorted(
+                per_threads.items(), key=lambda item: int(item[0])
+            ):
+                cells = []
+                for part in _PARTS:
+                    if part in parts:
+                        cells.append(
+                            f"{parts[part]['median_ms']:.0f} "
+                            f"({parts[part]['min_ms']:.0f})"
+                        )
+                    else:
+                        cells.append("-")
+                ratio = "-"
+                if "network" in parts:
+                    ratio = f"{parts['total']['median_ms'] / parts['network']['median_ms']:.2f}"
+                lines.append(
+                    f"| {name} | {size} | {candidates} | {variant} | {thread_count} | "
+                    + " | ".join(cells)
+                    + f" | {ratio} | {mb_text} |"
+                )
     return "\n".join(lines)
+
+
+def _tf_thread_runs(args, config_file: str, thread_count: int) -> Dict[str, object]:
+    """TensorFlow's thread pools are fixed once it starts, so the keras and
+    saved_model variants at another thread count run in a child process of
+    this script (same settings); returns its result for ``config_file``."""
+    import subprocess
+
+    tf_variants = [v for v in args.variants_list if v not in _TFLITE_MODES]
+    with tempfile.TemporaryDirectory() as workdir:
+        output = os.path.join(workdir, "child.json")
+        command = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--config_file",
+            config_file,
+            "--variants",
+            ",".join(tf_variants),
+            "--threads",
+            str(thread_count),
+            "--warmup",
+            str(args.warmup),
+            "--repeats",
+            str(args.repeats),
+            "--class_head_scale",
+            str(args.class_head_scale),
+            "--output_json",
+            output,
+        ]
+        if args.crop:
+            command += ["--crop", str(args.crop)]
+        if args.checkpoint:
+            command += ["--checkpoint", args.checkpoint]
+        if args.no_split:
+            command.append("--no_split")
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        with open(output, encoding="utf-8") as f:
+            return json.load(f)["results"][0]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -245,11 +539,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--crop", type=int, help="Square input size (default: eval crop)."
     )
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--threads",
+        default="2",
+        help="Comma-separated thread counts, e.g. 1,2,4 (TFLite interpreters "
+        "in this process; TensorFlow at the first count here, the others in "
+        "child processes).",
+    )
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--checkpoint", help="Optional checkpoint (one config only).")
+    parser.add_argument(
+        "--class_head_scale",
+        type=float,
+        default=300.0,
+        help="Without --checkpoint: multiply the class head's initial kernel "
+        "by this so that slots pass the mask-wise thresholds (1: untouched, "
+        "then no slot passes and the post-processing loop never runs).",
+    )
     parser.add_argument("--calibration_steps", type=int, default=8)
+    parser.add_argument(
+        "--no_split",
+        action="store_true",
+        help="Time only the whole pipeline, not pre/network/post/undo.",
+    )
     parser.add_argument("--output_json", help="Also write the results here.")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -258,26 +571,37 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}.")
     if args.checkpoint and len(args.config_file) != 1:
         parser.error("--checkpoint needs exactly one --config_file.")
+    threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    if not threads or min(threads) < 1:
+        parser.error("--threads must list positive thread counts.")
+    args.variants_list = variants
 
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    results = [
-        benchmark_config(
+    tf.config.threading.set_intra_op_parallelism_threads(threads[0])
+    tf.config.threading.set_inter_op_parallelism_threads(threads[0])
+    results = []
+    for config_file in args.config_file:
+        result = benchmark_config(
             config_file,
             variants,
             args.crop,
-            args.threads,
+            threads,
             args.warmup,
             args.repeats,
             args.checkpoint,
             args.calibration_steps,
+            class_head_scale=args.class_head_scale,
+            split=not args.no_split,
         )
-        for config_file in args.config_file
-    ]
+        if any(v not in _TFLITE_MODES for v in variants):
+            for thread_count in threads[1:]:
+                child = _tf_thread_runs(args, config_file, thread_count)
+                for variant, per_threads in child["latency"].items():
+                    result["latency"].setdefault(variant, {}).update(per_threads)
+        results.append(result)
     report = {
-        "threads": args.threads,
+        "threads": threads,
         "warmup": args.warmup,
         "repeats": args.repeats,
         "load_average": list(os.getloadavg()),
