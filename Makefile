@@ -1,5 +1,6 @@
 # make demo / make test: create .venv when no virtual environment is active,
-# install remax_tf (which compiles the protos), then run.
+# install remax_tf (which compiles the protos), then run. make test-fast leaves
+# out the tests marked slow (they start subprocesses or train).
 SHELL := /bin/bash
 VENV ?= .venv
 ifdef VIRTUAL_ENV
@@ -9,9 +10,8 @@ PYTHON := $(VENV)/bin/python
 endif
 PYTEST_ARGS ?= -q
 DEMO_DIR ?= runs/demo
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test demo lint protos clean
+.PHONY: install test test-fast demo lint protos clean
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -22,6 +22,9 @@ install: $(if $(VIRTUAL_ENV),,$(VENV)/bin/python)
 
 test: install
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(PYTHON) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(PYTHON) -m remax_tf.demo --output_dir $(DEMO_DIR)

@@ -1,7 +1,12 @@
 """remax_tf: ReMaX (NeurIPS 2023) and kMaX-DeepLab in TensorFlow.
 
-Installing (``pip install .`` or ``pip install -e .``) compiles protos/*.proto
-into remax_tf/protos/*_pb2.py with grpcio-tools: no manual protoc step.
+Installing (``pip install .``, ``pip install -e .``, ``pip wheel .``) compiles
+protos/*.proto into remax_tf/protos/*_pb2.py with grpcio-tools, a build-system
+requirement only (pyproject.toml): no manual protoc step, no protoc at run time.
+
+Package data: the experiment configs of the top-level ``configs/`` folder ship
+as the package ``remax_tf.configs`` (read with importlib.resources, see
+remax_tf/config/shipped.py) and the dataset metadata as remax_tf/data/metadata.
 """
 
 import importlib.util
@@ -23,20 +28,29 @@ def _generate_protos() -> None:
 
 _generate_protos()
 
-# The stack measured to install together (DEVELOPERS.md); tf-models-official
-# pins TensorFlow 2.20. protobuf >= the gencode version of grpcio-tools'
-# protoc (7.35.1 for grpcio-tools 1.85.1).
+# The stack measured to install together; tf-models-official pins TensorFlow
+# 2.20. protobuf >= the gencode version of grpcio-tools' protoc (7.35.1 for
+# grpcio-tools 1.85.1, pyproject.toml's build requirement).
+GRPCIO_TOOLS = "grpcio-tools==1.85.1"
 INSTALL_REQUIRES = [
     "tensorflow==2.20.0",
     "tf-keras==2.20.1",
     "tf-models-official==2.20.0",
     "protobuf>=7.35.1",
-    "grpcio-tools==1.85.1",
     "pycocotools>=2.0.8",
     "absl-py>=1.4.0",
     "numpy>=1.26",
     "pillow>=10.0",
     "matplotlib>=3.8",
+]
+
+# Console scripts; each parses its flags before importing TensorFlow.
+CONSOLE_SCRIPTS = [
+    "remax-train = remax_tf.train:run",
+    "remax-predict = remax_tf.predict:run",
+    "remax-export = remax_tf.export.__main__:run",
+    "remax-evaluate = remax_tf.evaluation.coco_panoptic:run",
+    "remax-demo = remax_tf.demo:run",
 ]
 
 setuptools.setup(
@@ -50,11 +64,22 @@ setuptools.setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10,<3.13",
-    packages=setuptools.find_packages(include=["remax_tf", "remax_tf.*"]),
-    package_data={"remax_tf": ["data/metadata/*.json"]},
+    packages=[
+        *setuptools.find_packages(include=["remax_tf", "remax_tf.*"]),
+        "remax_tf.configs",
+    ],
+    # The top-level configs/ folder is the package remax_tf.configs.
+    package_dir={"remax_tf.configs": "configs"},
+    package_data={
+        "remax_tf": ["data/metadata/*.json"],
+        "remax_tf.configs": ["*/*.textproto"],
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest>=8.0", "scipy>=1.11", "ruff>=0.5"],
+        # grpcio-tools: tests/config/test_protos.py recompiles the protos to
+        # check that the installed modules are not stale.
+        "test": ["pytest>=8.0", "scipy>=1.11", "ruff>=0.5", GRPCIO_TOOLS],
         "tflite": ["ai-edge-litert>=1.0"],
     },
+    entry_points={"console_scripts": CONSOLE_SCRIPTS},
 )

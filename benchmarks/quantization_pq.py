@@ -3,11 +3,12 @@
     export REMAX_DATA_DIR=/tmp/remax_data
     python benchmarks/quantization_pq.py \\
         --config_file configs/demo/shapes_remax.textproto \\
-        --checkpoint runs/demo/shapes_remax \\
+        --checkpoint runs/demo/model \\
         --output_json benchmarks/results/quantization_pq.json
 
 Builds the config's inference model, restores ``--checkpoint`` (a trained
-one: on initial weights the numbers mean nothing), and evaluates on the first
+one: on initial weights the numbers mean nothing; a ckpt-N prefix, a directory
+holding a 'checkpoint' file, or the trainer's model_dir), and evaluates on the first
 ``--num_images`` images of ``eval_dataset_options.file_pattern``:
 
 * ``keras``: :meth:`ServingModule.serve` (the reference; equal to the
@@ -226,6 +227,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from remax_tf.export.saved_model import build_serving_module
     from remax_tf.export.saved_model import eval_preprocess_config
     from remax_tf.export.saved_model import export_descriptor
+    from remax_tf.inference.model_files import find_checkpoint
     from remax_tf.model import build_model
     from remax_tf.model.checkpoint_restore import restore_items
 
@@ -234,7 +236,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     model = build_model(config, descriptor)
     crop = eval_preprocess_config(config, descriptor).crop_size
     model(tf.zeros([1, *crop, 3]), training=False)
-    report = restore_items(model.checkpoint_items, args.checkpoint, what="--checkpoint")
+    checkpoint = find_checkpoint(
+        args.checkpoint, config.experiment_name, "--checkpoint"
+    )
+    report = restore_items(model.checkpoint_items, checkpoint, what="--checkpoint")
     if report.missing:
         raise SystemExit(f"--checkpoint lacks model variables: {report.summary()}")
     records = list(validation_records(config, args.num_images))

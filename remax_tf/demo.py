@@ -1,22 +1,22 @@
 """The embedded demo: no download, everything generated here.
 
-    python -m remax_tf.demo --output_dir runs/demo
+    remax-demo --output_dir runs/demo        # or: python -m remax_tf.demo
 
 1. generates ``shapes_panoptic`` (1000 train + 200 val images, DeepLab2
    TFRecords) under ``<output_dir>/data/shapes_panoptic``;
-2. trains ``configs/demo/shapes_remax.textproto`` from scratch and evaluates
-   it on the 200 validation images (``trainer/train.py --mode
-   train_and_eval``, in process), writing checkpoints, TensorBoard summaries
-   and ``eval/metrics_latest.json`` under ``<output_dir>/model/shapes_remax``;
+2. trains ``configs/demo/shapes_remax.textproto`` (shipped with the package)
+   from scratch and evaluates it on the validation images (the trainer's
+   ``--mode train_and_eval``, in process), writing checkpoints, TensorBoard
+   summaries and ``eval/metrics_latest.json`` under
+   ``<output_dir>/model/shapes_remax``;
 3. exports the trained model (SavedModel, and TFLite since the backbone is a
    MobileNetV3) to ``<output_dir>/model/shapes_remax/export``;
-4. runs the exported SavedModel on a few validation images with
-   ``remax_tf.predict`` and draws ``<output_dir>/demo_predictions.png``
-   (image | ground truth | prediction).
+4. runs the exported SavedModel on a few validation images and draws
+   ``<output_dir>/demo_predictions.png`` (image | ground truth | prediction).
 
-``--config_override`` (repeatable) changes the config, e.g. fewer steps for a
-quick look: ``--config_override
-trainer_options.solver_options.training_number_of_steps=200``.
+A smoke run of the whole path (about a minute on 2 CPU cores):
+``--num_steps 20 --num_train 32 --num_val 8``. ``--config_override``
+(repeatable) changes any other field of the config.
 """
 
 from __future__ import annotations
@@ -24,33 +24,103 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import pathlib
 import sys
 import time
+from typing import Dict
 from typing import List
 from typing import Optional
 from typing import Sequence
 
-from remax_tf.data import shapes
-from remax_tf.data import tfrecord
+from remax_tf import cli
 
-DEMO_CONFIG = (
-    pathlib.Path(__file__).resolve().parents[1]
-    / "configs"
-    / "demo"
-    / "shapes_remax.textproto"
-)
+# Resolved by load_config: this file relative to the working directory, else
+# the copy shipped in the package (remax_tf.configs).
+DEMO_CONFIG = "configs/demo/shapes_remax.textproto"
+DEFAULT_OUTPUT_DIR = "runs/demo"
+DEFAULT_NUM_TRAIN = 1000
+DEFAULT_NUM_VAL = 200
 NUM_PICTURES = 4
+# Width of each panel of the picture (the 129-pixel images are enlarged).
+PICTURE_PANEL_WIDTH = 384
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="remax-demo",
+        description="The embedded remax_tf demo on the synthetic shapes_panoptic "
+        "dataset: generate the data, train, evaluate, export (SavedModel, TFLite) "
+        "and draw predictions (also python -m remax_tf.demo). Quick smoke run: "
+        "--num_steps 20 --num_train 32 --num_val 8.",
+    )
+    parser.add_argument(
+        "--output_dir",
+        default=DEFAULT_OUTPUT_DIR,
+        help="where data/, model/<experiment_name>/ and the picture go "
+        f"(default: {DEFAULT_OUTPUT_DIR})",
+    )
+    parser.add_argument(
+        "--config_file",
+        default=DEMO_CONFIG,
+        help=f"experiment textproto (default: {DEMO_CONFIG}, shipped with the package)",
+    )
+    parser.add_argument(
+        "--config_override",
+        action="append",
+        default=[],
+        help="field.path=value applied to the config (repeatable)",
+    )
+    parser.add_argument(
+        "--num_steps",
+        type=_positive,
+        default=None,
+        help="training steps (default: the config's, 2000); also caps the "
+        "warm-up at a tenth of them",
+    )
+    parser.add_argument(
+        "--num_train",
+        type=_positive,
+        default=DEFAULT_NUM_TRAIN,
+        help=f"training images to generate (default: {DEFAULT_NUM_TRAIN})",
+    )
+    parser.add_argument(
+        "--num_val",
+        type=_positive,
+        default=DEFAULT_NUM_VAL,
+        help=f"validation images to generate and evaluate on (default: "
+        f"{DEFAULT_NUM_VAL})",
+    )
+    return parser.parse_args(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def set_num_steps(config, num_steps: Optional[int]) -> None:
+    """``--num_steps``: the training length, with the warm-up capped at a
+    tenth of it (the demo config's 100 steps would outlast a smoke run)."""
+    if num_steps is None:
+        return
+    solver = config.trainer_options.solver_options
+    solver.training_number_of_steps = num_steps
+    solver.warmup_steps = min(solver.warmup_steps, num_steps // 10)
 
 
 def build_data(output_dir: str, num_train: int, num_val: int) -> str:
     """Generates the shapes dataset; returns the directory holding it."""
+    from remax_tf.data import shapes
+    from remax_tf.data import tfrecord
+
     data_root = os.path.join(output_dir, "data")
     data_dir = os.path.join(data_root, "shapes_panoptic")
     start = time.time()
     shapes.generate(data_dir, num_train=num_train, num_val=num_val)
     print(
-        f"[demo] shapes_panoptic: {num_train} train + {num_val} val images in {data_dir} ({time.time() - start:.1f} s)",
+        f"[demo] shapes_panoptic: {num_train} train + {num_val} val images in "
+        f"{data_dir} ({time.time() - start:.1f} s)",
         flush=True,
     )
     labels = [
@@ -66,27 +136,41 @@ def build_data(output_dir: str, num_train: int, num_val: int) -> str:
 
 
 def train_and_export(
-    config_file: str, data_root: str, model_dir: str, overrides: Sequence[str]
-):
+    config_file: str,
+    data_root: str,
+    model_dir: str,
+    overrides: Sequence[str],
+    num_steps: Optional[int] = None,
+) -> Dict[str, object]:
     """Trains, evaluates and exports; returns run_experiment's result."""
     from remax_tf.config import load_config
+    from remax_tf.config import validate_config
     from remax_tf.training import run_experiment
 
     environ = dict(os.environ, REMAX_DATA_DIR=data_root)
     config = load_config(
-        config_file, ["trainer_options.export_at_end=true", *overrides], environ=environ
+        config_file,
+        ["trainer_options.export_at_end=true", *overrides],
+        environ=environ,
+        validate=False,
     )
+    set_num_steps(config, num_steps)
+    validate_config(config, config_file)
     return run_experiment("train_and_eval", config, model_dir)
 
 
 def draw_predictions(data_root: str, export_dir: str, output_dir: str) -> str:
     """Predicts a few validation images with the exported SavedModel and
-    draws image | ground truth | prediction rows; returns the PNG path."""
+    draws image | ground truth | prediction rows; returns the PNG path.
+    The images are also saved to ``<output_dir>/val_images``."""
     import numpy as np
     from PIL import Image
 
+    from remax_tf import common
     from remax_tf import visualization
     from remax_tf.data import datasets
+    from remax_tf.data import shapes
+    from remax_tf.data import tfrecord
     from remax_tf.inference import load_predictor
 
     descriptor = datasets.get_dataset_descriptor(shapes.DESCRIPTOR_NAME)
@@ -99,20 +183,18 @@ def draw_predictions(data_root: str, export_dir: str, output_dir: str) -> str:
     rows: List[np.ndarray] = []
     for record in records[:NUM_PICTURES]:
         name = record["image_name"].decode()
-        Image.fromarray(record["image"]).save(os.path.join(sample_dir, f"{name}.png"))
-        from remax_tf import common
-
-        predicted = predictor(record["image"])[common.PRED_PANOPTIC_KEY]
-        width = 384
-        factor = -(-width // record["image"].shape[1])
+        image = record["image"]
+        Image.fromarray(image).save(os.path.join(sample_dir, f"{name}.png"))
+        predicted = predictor(image)[common.PRED_PANOPTIC_KEY]
+        factor = -(-PICTURE_PANEL_WIDTH // image.shape[1])
         rows.append(
             visualization.side_by_side(
-                record["image"].repeat(factor, 0).repeat(factor, 1),
+                image.repeat(factor, 0).repeat(factor, 1),
                 visualization.overlay(
-                    record["image"], record["label"], descriptor, min_width=width
+                    image, record["label"], descriptor, min_width=PICTURE_PANEL_WIDTH
                 ),
                 visualization.overlay(
-                    record["image"], predicted, descriptor, min_width=width
+                    image, predicted, descriptor, min_width=PICTURE_PANEL_WIDTH
                 ),
             )
         )
@@ -123,16 +205,41 @@ def draw_predictions(data_root: str, export_dir: str, output_dir: str) -> str:
     return path
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Run the remax_tf demo on shapes_panoptic."
+def report(
+    result: Dict[str, object], picture: str, output_dir: str, seconds: float
+) -> None:
+    """Prints the metrics and where every output is."""
+    workdir = result["model_dir"]
+    export_dir = os.path.join(workdir, "export")
+    metrics = result.get("metrics") or {}
+    print(f"\n[demo] finished in {seconds / 60:.1f} min")
+    if metrics:
+        print(
+            f"[demo] shapes_panoptic val ({metrics['num_images']} images): "
+            f"PQ {100 * metrics['pq']:.1f}, SQ {100 * metrics['sq']:.1f}, "
+            f"RQ {100 * metrics['rq']:.1f}, "
+            f"PQ things {100 * metrics['pq_things']:.1f}, "
+            f"PQ stuff {100 * metrics['pq_stuff']:.1f}, mIoU {100 * metrics['miou']:.1f}"
+        )
+    print(
+        f"[demo] checkpoints and TensorBoard summaries: {workdir}  "
+        f"(tensorboard --logdir {workdir})"
     )
-    parser.add_argument("--output_dir", default="runs/demo")
-    parser.add_argument("--config_file", default=str(DEMO_CONFIG))
-    parser.add_argument("--config_override", action="append", default=[])
-    parser.add_argument("--num_train", type=int, default=1000)
-    parser.add_argument("--num_val", type=int, default=200)
-    args = parser.parse_args(argv)
+    print(f"[demo] metrics: {os.path.join(workdir, 'eval', 'metrics_latest.json')}")
+    print(f"[demo] exported model (SavedModel, TFLite): {export_dir}")
+    print(f"[demo] visualisation: {picture}")
+    print(
+        f"[demo] predict your own images: python -m remax_tf.predict --model "
+        f"{export_dir} --images {os.path.join(output_dir, 'val_images')} "
+        f"--output_dir {os.path.join(output_dir, 'predictions')}",
+        flush=True,
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    cli.quiet_tensorflow()
+    cli.disable_grappler_if_asked()
     start = time.time()
     data_root = build_data(args.output_dir, args.num_train, args.num_val)
     result = train_and_export(
@@ -140,32 +247,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         data_root,
         os.path.join(args.output_dir, "model"),
         args.config_override,
+        args.num_steps,
     )
-    workdir = result["model_dir"]
-    export_dir = os.path.join(workdir, "export")
+    export_dir = os.path.join(result["model_dir"], "export")
     picture = draw_predictions(data_root, export_dir, args.output_dir)
-    metrics = result.get("metrics") or {}
-    minutes = (time.time() - start) / 60
-    print(f"\n[demo] finished in {minutes:.1f} min")
-    if metrics:
-        print(
-            f"[demo] shapes_panoptic val ({metrics['num_images']} images): PQ {100 * metrics['pq']:.1f}, "
-            f"SQ {100 * metrics['sq']:.1f}, RQ {100 * metrics['rq']:.1f}, "
-            f"PQ things {100 * metrics['pq_things']:.1f}, PQ stuff {100 * metrics['pq_stuff']:.1f}, "
-            f"mIoU {100 * metrics['miou']:.1f}"
-        )
-    print(
-        f"[demo] checkpoints and TensorBoard summaries: {workdir}  (tensorboard --logdir {workdir})"
-    )
-    print(f"[demo] metrics: {os.path.join(workdir, 'eval', 'metrics_latest.json')}")
-    print(f"[demo] exported model (SavedModel, TFLite): {export_dir}")
-    print(f"[demo] visualisation: {picture}")
-    print(
-        f"[demo] predict your own images: python -m remax_tf.predict --model {export_dir}/saved_model "
-        f"--images {os.path.join(args.output_dir, 'val_images')} --output_dir {os.path.join(args.output_dir, 'predictions')}"
-    )
+    report(result, picture, args.output_dir, time.time() - start)
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console script ``remax-demo``."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,11 +1,13 @@
 """Panoptic predictions for image files, with a checkpoint, SavedModel or TFLite.
 
-    python -m remax_tf.predict --model runs/demo/shapes_kmax \\
-        --config_file configs/demo/shapes_kmax.textproto \\
+    remax-predict --model runs/demo/model \\
+        --config_file configs/demo/shapes_remax.textproto \\
         --images 'photos/*.jpg' --output_dir predictions/
 
-    python -m remax_tf.predict --model runs/demo/shapes_kmax/export \\
+    remax-predict --model runs/demo/model/shapes_remax/export \\
         --images photos/ --output_dir predictions/
+
+(or ``python -m remax_tf.predict ...``).
 
 ``--model`` is a training checkpoint (then ``--config_file`` is required), a
 SavedModel directory or a ``.tflite`` file (see ``remax_tf.inference``). Images
@@ -25,7 +27,9 @@ whose ids are the PNG's ids). See docs/inference.md.
 
 An unreadable image is skipped with a message naming it (``--on_error skip``,
 the default; the exit status is then 0 unless no image succeeded) or stops
-the run (``--on_error fail``, exit status 1).
+the run (``--on_error fail``, exit status 1). An output directory that
+already holds predictions is refused unless ``--overwrite`` (which deletes
+them first, so that no stale file stays next to the new ``predictions.json``).
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ from typing import TextIO
 from typing import Tuple
 from typing import Union
 
+from remax_tf import cli
+
 if TYPE_CHECKING:
     from remax_tf.inference.predictor import Predictor
 
@@ -59,7 +65,50 @@ _SUMMARY_LIST_LIMIT = 10
 
 
 class PredictError(RuntimeError):
-    """An image failed with ``on_error="fail"``; the message names it."""
+    """An image failed with ``on_error="fail"`` (the message names it), or
+    the output directory holds earlier predictions."""
+
+
+def previous_outputs(output_dir: str) -> List[str]:
+    """The files of an earlier prediction run in ``output_dir``: the two JSON
+    files and the ``*_panoptic.png`` / ``*_overlay.png`` pictures."""
+    if not os.path.isdir(output_dir):
+        return []
+    return sorted(
+        os.path.join(output_dir, name)
+        for name in os.listdir(output_dir)
+        if name in (COCO_JSON, SEGMENTS_JSON)
+        or name.endswith((PANOPTIC_SUFFIX, OVERLAY_SUFFIX))
+    )
+
+
+def check_output_dir(output_dir: str, overwrite: bool = False) -> List[str]:
+    """The earlier predictions in ``output_dir`` (:func:`previous_outputs`).
+
+    Raises:
+      PredictError: there are some and not ``overwrite``.
+    """
+    previous = previous_outputs(output_dir)
+    if previous and not overwrite:
+        raise PredictError(
+            f"--output_dir {output_dir} already holds predictions ({len(previous)} "
+            f"files, e.g. {os.path.basename(previous[0])}); the new files would be "
+            "mixed with them. Fix: choose another --output_dir, or pass "
+            "--overwrite to delete them first."
+        )
+    return previous
+
+
+def prepare_output_dir(output_dir: str, overwrite: bool = False) -> None:
+    """Creates ``output_dir``; earlier predictions there are an error, or,
+    with ``overwrite``, deleted (other files are left alone).
+
+    Raises:
+      PredictError: earlier predictions and not ``overwrite``.
+    """
+    for path in check_output_dir(output_dir, overwrite):
+        os.remove(path)
+    os.makedirs(output_dir, exist_ok=True)
 
 
 @dataclasses.dataclass
@@ -209,24 +258,28 @@ def predict_images(
     overlay: bool = True,
     progress: bool = True,
     stream: Optional[TextIO] = None,
+    overwrite: bool = False,
 ) -> PredictSummary:
     """Predicts every image and writes the PNGs and the two JSON files.
 
     Args:
       predictor: From :func:`remax_tf.inference.load_predictor`.
       image_paths: Input files.
-      output_dir: Created if needed.
+      output_dir: Created if needed; must not hold earlier predictions unless
+        ``overwrite`` (see :func:`prepare_output_dir`).
       on_error: "skip": an image that cannot be read or predicted is left
         out with a message on ``stream``; "fail": raise.
       overlay: Write the ``*_overlay.png`` pictures.
       progress: Show a progress bar on ``stream``.
       stream: Where progress and messages go (default: stderr).
+      overwrite: Delete earlier predictions in ``output_dir`` first.
 
     Returns:
       The :class:`PredictSummary`.
 
     Raises:
-      PredictError: with ``on_error="fail"``, naming the image.
+      PredictError: with ``on_error="fail"``, naming the image; earlier
+        predictions in ``output_dir`` without ``overwrite``.
     """
     import tensorflow as tf
 
@@ -243,7 +296,7 @@ def predict_images(
         )
     stream = sys.stderr if stream is None else stream
     descriptor = predictor.descriptor
-    os.makedirs(output_dir, exist_ok=True)
+    prepare_output_dir(output_dir, overwrite)
     writer = CocoPanopticWriter(
         output_dir,
         os.path.join(output_dir, COCO_JSON),
@@ -300,17 +353,19 @@ def predict_images(
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m remax_tf.predict",
+        prog="remax-predict",
         description=(
             "Panoptic predictions (COCO PNG + JSON, overlays) for image files with "
-            "a training checkpoint, a SavedModel or a TFLite file."
+            "a training checkpoint, a SavedModel or a TFLite file (also python -m "
+            "remax_tf.predict; docs/inference.md)."
         ),
     )
     parser.add_argument(
         "--model",
         required=True,
-        help="checkpoint (ckpt-N prefix, its directory, or the trainer's "
-        "model_dir), SavedModel directory (or export directory), or .tflite file",
+        help="a training checkpoint (a ckpt-N prefix, a directory holding a "
+        "'checkpoint' file, or the trainer's --model_dir), a SavedModel directory "
+        "(or export directory), or a .tflite file",
     )
     parser.add_argument(
         "--images",
@@ -318,9 +373,22 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         nargs="+",
         help="image files, globs (quote them; ** recurses) or directories",
     )
-    parser.add_argument("--output_dir", required=True, help="created if needed")
     parser.add_argument(
-        "--config_file", default=None, help="experiment textproto (checkpoints only)"
+        "--output_dir",
+        required=True,
+        help="created if needed; refused if it holds earlier predictions, "
+        "unless --overwrite",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete earlier predictions in --output_dir first",
+    )
+    parser.add_argument(
+        "--config_file",
+        default=None,
+        help="experiment textproto that trained the checkpoint (checkpoints only; "
+        "configs/<dataset>/<name>.textproto also names a shipped config)",
     )
     parser.add_argument(
         "--config_override",
@@ -357,13 +425,15 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_tensorflow()
     from remax_tf.config import ConfigError
     from remax_tf.inference.images import list_images
     from remax_tf.inference.model_files import ModelFileError
     from remax_tf.inference.predictor import load_predictor
 
     try:
+        # Refused before the model loads; deleted only when predicting starts.
+        check_output_dir(args.output_dir, args.overwrite)
         paths = list_images(args.images)
         predictor = load_predictor(
             args.model,
@@ -379,6 +449,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             on_error=args.on_error,
             overlay=args.overlay,
             progress=args.progress,
+            overwrite=args.overwrite,
         )
     except (
         ConfigError,
@@ -394,5 +465,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0 if summary.predicted or not summary.skipped else 1
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console script ``remax-predict``."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

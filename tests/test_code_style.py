@@ -10,6 +10,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 PATHS = ["remax_tf", "trainer", "tests", "benchmarks", "protos", "setup.py"]
 
 
+@pytest.mark.slow  # runs ruff in a subprocess
 @pytest.mark.parametrize(
     "command", [["check"], ["format", "--check"]], ids=["lint", "format"]
 )

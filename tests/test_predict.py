@@ -463,6 +463,32 @@ def test_command_line_errors(tmp_path, capsys):
     assert "matches no image" in capsys.readouterr().err
 
 
+def test_used_output_dir_is_refused_unless_overwrite(run, tmp_path, capsys):
+    args = ["--model", str(run["model_dir"]), "--images", str(run["paths"]["gray"])]
+    status = predict.main([*args, "--output_dir", str(run["out"])])
+    assert status == 1
+    assert "already holds predictions" in capsys.readouterr().err
+    # --overwrite deletes the earlier outputs (ours only), then writes anew.
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / "old_panoptic.png", out / "old_overlay.png", out / predict.COCO_JSON]
+    for path in stale:
+        path.write_text("stale")
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(predict.PredictError, match="--overwrite"):
+        predict.prepare_output_dir(str(out))
+    predict.prepare_output_dir(str(out), overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_json_outputs_follow_the_umask(run):
+    """predictions.json and segments.json get the mode of the PNGs (the
+    umask's), not the 0600 of a private temporary file."""
+    png = (run["out"] / f"{IMAGE_A}{predict.PANOPTIC_SUFFIX}").stat().st_mode
+    for name in (predict.COCO_JSON, predict.SEGMENTS_JSON):
+        assert (run["out"] / name).stat().st_mode & 0o777 == png & 0o777, name
+
+
 # ---------------------------------------------------------------------------
 # Exported models.
 

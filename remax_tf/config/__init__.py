@@ -3,6 +3,10 @@
 from remax_tf.config import load_config
 config = load_config('configs/demo/shapes_remax.textproto',
                      overrides=['train_dataset_options.batch_size=4'])
+
+``configs/<dataset>/<name>.textproto`` also names the configs shipped in the
+package (:mod:`remax_tf.config.shipped`); :func:`small_crop_overrides` scales
+any config down to try it.
 """
 
 from remax_tf.config.errors import ConfigError
@@ -15,6 +19,17 @@ __all__ = [
     "ConfigError",
     "apply_override",
     "load_config",
+    "small_crop_overrides",
     "substitute_placeholders",
     "validate_config",
 ]
+
+
+def __getattr__(name):
+    # Imported on use, so that ``python -m remax_tf.config.small_crop`` does
+    # not find its module already imported by this package.
+    if name == "small_crop_overrides":
+        from remax_tf.config.small_crop import small_crop_overrides
+
+        return small_crop_overrides
+    raise AttributeError(f"module 'remax_tf.config' has no attribute {name!r}")

@@ -20,6 +20,7 @@ from google.protobuf import message as pb_message
 from google.protobuf import text_format
 
 from remax_tf.config.errors import ConfigError
+from remax_tf.config.shipped import read_config_text
 from remax_tf.config.validation import validate_config
 from remax_tf.protos import config_pb2
 
@@ -188,7 +189,9 @@ def load_config(
     """Reads, completes and validates an experiment textproto.
 
     Args:
-      path: The textproto file (DeepLab2's or remax_tf's).
+      path: The textproto file (DeepLab2's or remax_tf's). A relative
+        ``configs/<dataset>/<name>.textproto`` that does not exist names the
+        config shipped with remax_tf (:mod:`remax_tf.config.shipped`).
       overrides: ``field.path=value`` strings applied after parsing, in order.
       environ: Values of ``${VAR}`` placeholders; default ``os.environ``.
       num_replicas: Replicas the global batch sizes must divide into.
@@ -201,12 +204,12 @@ def load_config(
       ConfigError: naming the file, line or field, the value and the fix.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_config_text(path)
     except OSError as e:
         raise ConfigError(
             f"{path}: cannot read the config file ({e.strerror}). "
-            "Fix: pass an existing .textproto to --config_file."
+            "Fix: pass an existing .textproto to --config_file (configs/<dataset>/"
+            "<name>.textproto also names the configs shipped with remax_tf)."
         ) from e
     text = substitute_placeholders(text, path, environ)
     config = _parse_text(text, path)

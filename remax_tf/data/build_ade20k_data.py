@@ -23,9 +23,9 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
+from remax_tf import cli
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 
@@ -37,6 +37,8 @@ _IMAGE_FOLDERS = {"train": "images/training", "val": "images/validation"}
 ADE20K_JSON_VOID_CATEGORY = 255
 
 conversion.define_converter_flags()
+# --help lists the shared converter flags too, not only under --helpfull.
+flags.adopt_module_key_flags(conversion)
 flags.DEFINE_string("ade20k_root", None, "ADE20K dataset root folder.")
 
 
@@ -119,4 +121,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["ade20k_root", "output_dir"])
-    app.run(main)
+    cli.run_absl_app(main)

@@ -1,6 +1,6 @@
 """Converts Cityscapes panoptic (trainIds) to DeepLab2 TFRecords.
 
-    python -m remax_tf.data.build_cityscapes_data --cityscapes_root R \
+    python -m remax_tf.data.build_cityscapes_data --cityscapes_root R \\
         --output_dir O [--splits val,train]
 
 Layout (cityscapesScripts ``createPanopticImgs --use-train-id``)::
@@ -26,9 +26,9 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
+from remax_tf import cli
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 
@@ -45,6 +45,8 @@ _IMAGE_PATTERNS = (
 )
 
 conversion.define_converter_flags()
+# --help lists the shared converter flags too, not only under --helpfull.
+flags.adopt_module_key_flags(conversion)
 flags.DEFINE_string("cityscapes_root", None, "Cityscapes dataset root folder.")
 flags.DEFINE_string(
     "image_pattern",
@@ -149,4 +151,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["cityscapes_root", "output_dir"])
-    app.run(main)
+    cli.run_absl_app(main)

@@ -1,6 +1,6 @@
 """Converts COCO panoptic to DeepLab2 TFRecords (``coco_panoptic``).
 
-    python -m remax_tf.data.build_coco_data --coco_root R --output_dir O \
+    python -m remax_tf.data.build_coco_data --coco_root R --output_dir O \\
         [--splits val,train] [--num_shards N] [--on_error skip]
 
 Layout (as downloaded from cocodataset.org)::
@@ -23,9 +23,9 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 
-from absl import app
 from absl import flags
 
+from remax_tf import cli
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 
@@ -34,6 +34,8 @@ SPLITS = ("train", "val", "test")
 DEFAULT_NUM_SHARDS = 1000
 
 conversion.define_converter_flags()
+# --help lists the shared converter flags too, not only under --helpfull.
+flags.adopt_module_key_flags(conversion)
 flags.DEFINE_string("coco_root", None, "COCO dataset root folder.")
 
 
@@ -117,4 +119,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["coco_root", "output_dir"])
-    app.run(main)
+    cli.run_absl_app(main)

@@ -1,7 +1,7 @@
 """Converts your own COCO-panoptic-format dataset to DeepLab2 TFRecords.
 
-    python -m remax_tf.data.build_custom_data \
-        --image_dir IMAGES --panoptic_json panoptic.json --panoptic_dir PNGS \
+    python -m remax_tf.data.build_custom_data \\
+        --image_dir IMAGES --panoptic_json panoptic.json --panoptic_dir PNGS \\
         --output_dir O [--dataset_name my_dataset] [--split train]
 
 Input: any COCO-panoptic JSON (``annotations`` with ``segments_info``,
@@ -35,6 +35,7 @@ from typing import Tuple
 from absl import app
 from absl import flags
 
+from remax_tf import cli
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 
@@ -46,6 +47,8 @@ _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 _INT32_MAX = 2**31 - 1
 
 conversion.define_converter_flags()
+# --help lists the shared converter flags too, not only under --helpfull.
+flags.adopt_module_key_flags(conversion)
 flags.DEFINE_string("image_dir", None, "Folder of the images.")
 flags.DEFINE_string("panoptic_json", None, "COCO-panoptic JSON of the split.")
 flags.DEFINE_string("panoptic_dir", None, "Folder of the panoptic PNGs.")
@@ -317,4 +320,4 @@ if __name__ == "__main__":
     flags.mark_flags_as_required(
         ["image_dir", "panoptic_json", "panoptic_dir", "output_dir"]
     )
-    app.run(main)
+    cli.run_absl_app(main)

@@ -422,37 +422,65 @@ def coco_to_deeplab2(
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m remax_tf.evaluation.coco_panoptic",
-        description="COCO panoptic quality (official pq_compute rules).",
+        prog="remax-evaluate",
+        description="Scores COCO-format panoptic predictions against a COCO-format "
+        "ground truth with the rules of the official panopticapi pq_compute (also "
+        "python -m remax_tf.evaluation.coco_panoptic). Prints the PQ/SQ/RQ/N table.",
     )
-    parser.add_argument("--gt_json", required=True, help="ground-truth JSON")
     parser.add_argument(
-        "--gt_folder", default=None, help="ground-truth PNGs (default: gt_json - .json)"
+        "--gt_json",
+        required=True,
+        help="ground-truth JSON (annotations, categories), e.g. panoptic_val2017.json",
     )
-    parser.add_argument("--pred_json", required=True, help="prediction JSON")
+    parser.add_argument(
+        "--gt_folder",
+        default=None,
+        help="folder of the ground-truth PNGs (default: gt_json without .json)",
+    )
+    parser.add_argument(
+        "--pred_json",
+        required=True,
+        help="prediction JSON, e.g. the predictions.json of remax-predict",
+    )
     parser.add_argument(
         "--pred_folder",
         default=None,
-        help="predicted PNGs (default: pred_json - .json)",
+        help="folder of the predicted PNGs (default: pred_json without .json)",
     )
-    parser.add_argument("--output_json", default=None, help="write the results here")
-    parser.add_argument("--workers", type=int, default=1, help="processes")
+    parser.add_argument(
+        "--output_json",
+        default=None,
+        help="also write the results (All/Things/Stuff and per class) here",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes scoring images in parallel"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(argv)
-    results = pq_compute(
-        args.gt_json,
-        args.pred_json,
-        gt_folder=args.gt_folder,
-        pred_folder=args.pred_folder,
-        workers=args.workers,
-    )
+    try:
+        results = pq_compute(
+            args.gt_json,
+            args.pred_json,
+            gt_folder=args.gt_folder,
+            pred_folder=args.pred_folder,
+            workers=args.workers,
+        )
+    except (OSError, ValueError, KeyError) as e:
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        return 1
     if args.output_json:
         write_json_atomic(args.output_json, results)
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console script ``remax-evaluate``."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -15,12 +15,12 @@ import importlib
 _EXPORTS = {
     "export_from_config": "remax_tf.export.exporter",
     "export_checkpoint": "remax_tf.export.exporter",
-    "FORMATS": "remax_tf.export.exporter",
+    "FORMATS": "remax_tf.export.options",
     "ServingModule": "remax_tf.export.saved_model",
     "build_serving_module": "remax_tf.export.saved_model",
     "export_saved_model": "remax_tf.export.saved_model",
     "convert_to_tflite": "remax_tf.export.tflite",
-    "QUANTIZE_MODES": "remax_tf.export.tflite",
+    "QUANTIZE_MODES": "remax_tf.export.options",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,10 +1,11 @@
 """Command line: export a trained checkpoint (docs/export.md).
 
-    python -m remax_tf.export --config_file configs/demo/shapes_remax.textproto \\
-        --checkpoint runs/demo/shapes_remax/ckpt-2000 --output_dir exports/demo \\
+    remax-export --config_file configs/demo/shapes_remax.textproto \\
+        --checkpoint runs/demo/model --output_dir exports/demo \\
         --format saved_model --format tflite --quantize none --quantize int8
 
-Prints one JSON object with the written paths and the TFLite op lists.
+(or ``python -m remax_tf.export ...``). Prints one JSON object with the
+written paths and the TFLite op lists.
 """
 
 from __future__ import annotations
@@ -17,7 +18,10 @@ import sys
 from typing import Optional
 from typing import Sequence
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from remax_tf import cli
+from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS
+from remax_tf.export.options import FORMATS
+from remax_tf.export.options import QUANTIZE_MODES
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -28,20 +32,29 @@ def _split(values: Optional[Sequence[str]]) -> list:
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
-    from remax_tf.export.exporter import FORMATS
-    from remax_tf.export.tflite import DEFAULT_CALIBRATION_STEPS
-    from remax_tf.export.tflite import QUANTIZE_MODES
-
     parser = argparse.ArgumentParser(
-        prog="python -m remax_tf.export", description=__doc__.split("\n\n")[0]
+        prog="remax-export",
+        description="Exports a training checkpoint as a SavedModel and TFLite files "
+        "(docs/export.md). Prints one JSON object with the written paths and the "
+        "TFLite op lists.",
     )
-    parser.add_argument("--config_file", required=True, help="Experiment textproto.")
+    parser.add_argument(
+        "--config_file",
+        required=True,
+        help="Experiment textproto that trained the checkpoint "
+        "(configs/<dataset>/<name>.textproto also names a shipped config).",
+    )
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help="Checkpoint prefix (ckpt-N) or a directory (its latest checkpoint).",
+        help="A ckpt-N prefix, a directory holding a 'checkpoint' file (its latest "
+        "ckpt-N), or the trainer's --model_dir (its <experiment_name>/).",
     )
-    parser.add_argument("--output_dir", required=True)
+    parser.add_argument(
+        "--output_dir",
+        required=True,
+        help="Where saved_model/, tflite/ and metadata.json are written (created).",
+    )
     parser.add_argument(
         "--format",
         action="append",
@@ -95,32 +108,44 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    cli.quiet_tensorflow()
+    from remax_tf.config import ConfigError
     from remax_tf.config import load_config
+    from remax_tf.config.shipped import read_config_text
     from remax_tf.export.exporter import export_checkpoint
 
-    with open(args.config_file, encoding="utf-8") as f:
-        names = set(_PLACEHOLDER.findall(f.read()))
-    # Unset placeholders (data paths) do not matter unless int8 calibration
-    # reads the training files, which then reports the unmatched pattern.
-    environ = dict(os.environ)
-    for name in names:
-        environ.setdefault(name, "")
-    config = load_config(
-        args.config_file, args.config_override, environ=environ, validate=False
-    )
-    result = export_checkpoint(
-        config,
-        args.checkpoint,
-        args.output_dir,
-        formats=args.format,
-        quantize=args.quantize,
-        tflite_input_size=args.input_size,
-        calibration_steps=args.calibration_steps,
-        float_scopes=args.float_scopes,
-    )
+    try:
+        names = set(_PLACEHOLDER.findall(read_config_text(args.config_file)))
+        # Unset placeholders (data paths) do not matter unless int8 calibration
+        # reads the training files, which then reports the unmatched pattern.
+        environ = dict(os.environ)
+        for name in names:
+            environ.setdefault(name, "")
+        config = load_config(
+            args.config_file, args.config_override, environ=environ, validate=False
+        )
+        result = export_checkpoint(
+            config,
+            args.checkpoint,
+            args.output_dir,
+            formats=args.format,
+            quantize=args.quantize,
+            tflite_input_size=args.input_size,
+            calibration_steps=args.calibration_steps,
+            float_scopes=args.float_scopes,
+        )
+    except (ConfigError, OSError, ValueError) as e:
+        # ModelFileError (no checkpoint) and restore mismatches are ValueErrors.
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """Console script ``remax-export``."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -28,6 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from remax_tf.export import tflite as tflite_lib
+from remax_tf.export.options import FORMATS
+from remax_tf.export.options import SAVED_MODEL
+from remax_tf.export.options import TFLITE
 from remax_tf.export.saved_model import ServingModule
 from remax_tf.export.saved_model import build_serving_module
 from remax_tf.export.saved_model import eval_preprocess_config
@@ -37,9 +40,6 @@ from remax_tf.export.saved_model import metadata
 from remax_tf.export.saved_model import write_metadata
 from remax_tf.protos import config_pb2
 
-SAVED_MODEL = "saved_model"
-TFLITE = "tflite"
-FORMATS = (SAVED_MODEL, TFLITE)
 TFLITE_DIR = "tflite"
 # Backbones whose models are small enough for phones; their exports add the
 # fp32 TFLite file by default (ReMaX-T / ReMaX-S and the demo models).
@@ -199,13 +199,18 @@ def export_checkpoint(
 ) -> Dict[str, Any]:
     """Builds the inference model, restores ``checkpoint`` and exports.
 
+    ``checkpoint`` is a ``ckpt-N`` prefix, a directory holding a
+    ``checkpoint`` file (its latest), or the trainer's ``--model_dir`` (its
+    ``<experiment_name>/``), as everywhere (``model_files.find_checkpoint``).
     Every inference variable must be in the checkpoint (a partial export
     would serve initial weights silently); training-only items are skipped.
     Keyword arguments go to :func:`export_from_config`.
     """
+    from remax_tf.inference.model_files import find_checkpoint
     from remax_tf.model import build_model
     from remax_tf.model.checkpoint_restore import restore_items
 
+    checkpoint = find_checkpoint(checkpoint, config.experiment_name, "--checkpoint")
     descriptor = export_descriptor(config)
     model = build_model(config, descriptor)
     crop = eval_preprocess_config(config, descriptor).crop_size

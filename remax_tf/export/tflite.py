@@ -39,18 +39,17 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from remax_tf import cli
+from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS
+from remax_tf.export.options import DYNAMIC
+from remax_tf.export.options import FP16
+from remax_tf.export.options import INT8
+from remax_tf.export.options import NONE
+from remax_tf.export.options import QUANTIZE_MODES
 from remax_tf.export.saved_model import SERVING_DEFAULT
 from remax_tf.export.saved_model import ServingModule
 
-NONE = "none"
-FP16 = "fp16"
-DYNAMIC = "dynamic"
-INT8 = "int8"
-QUANTIZE_MODES = (NONE, FP16, DYNAMIC, INT8)
 POSTPROCESS_FILE = "postprocess.tflite"
-# Default number of representative images for int8 calibration (TFLite's
-# post-training quantisation guide suggests a few hundred; shapes are small).
-DEFAULT_CALIBRATION_STEPS = 100
 _FILE_SUFFIX = {NONE: "fp32", FP16: "fp16", DYNAMIC: "dynamic", INT8: "int8"}
 # Selective int8: the kMaX transformer decoder (k-means cross-attention and
 # its hard argmax assignment) and the prediction head stay in float
@@ -130,7 +129,8 @@ def _convert(concrete, module: ServingModule, configure=None) -> bytes:
     converter = _converter(concrete, module)
     if configure is not None:
         configure(converter)
-    content = converter.convert()
+    with cli.native_logs_quieted():
+        content = converter.convert()
     inputs = [
         spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)
     ]
@@ -247,27 +247,30 @@ def _convert_int8(concrete, module, dataset, float_scopes) -> bytes:
     ]
     if float_scopes:
         # Tensor names of the calibrated model are those of the float one.
-        names = _op_output_names(_converter(concrete, module).convert())
+        with cli.native_logs_quieted():
+            names = _op_output_names(_converter(concrete, module).convert())
         nodes = [n for n in names if any(scope in n for scope in float_scopes)]
         if not nodes:
             raise ValueError(
                 f"float_scopes {list(float_scopes)} match no op of the model; "
                 "use Keras layer name scopes such as 'kmax_transformer_decoder/'."
             )
-        debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter,
-            debug_dataset=dataset,
-            debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_nodes=nodes
-            ),
-        )
-        content = debugger.get_nondebug_quantized_model()
+        with cli.native_logs_quieted():
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter,
+                debug_dataset=dataset,
+                debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                    denylisted_nodes=nodes
+                ),
+            )
+            content = debugger.get_nondebug_quantized_model()
     else:
         with warnings.catch_warnings():
             # The uint8 image input is cast to float inside the graph, so it
             # has no quantisation statistics by design.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            content = converter.convert()
+            with cli.native_logs_quieted():
+                content = converter.convert()
     inputs = [
         spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)
     ]

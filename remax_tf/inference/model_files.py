@@ -78,13 +78,22 @@ def detect_model_kind(path: str) -> str:
     )
 
 
-def find_checkpoint(path: str, experiment_name: str = "") -> str:
-    """The checkpoint prefix ``--model`` stands for.
+def find_checkpoint(path: str, experiment_name: str = "", what: str = "--model") -> str:
+    """The checkpoint prefix a training output stands for.
+
+    The one resolution of every command that takes a training output
+    (``remax-predict --model``, ``remax-export --checkpoint``, the trainer's
+    ``--model_dir`` with ``--mode eval|export``). Accepted, in this order:
+
+    1. a ``ckpt-N`` prefix (``path.index`` exists);
+    2. a directory holding a ``checkpoint`` state file (its latest ``ckpt-N``);
+    3. the trainer's ``--model_dir``: ``path/<experiment_name>/`` holds them.
 
     Args:
       path: A prefix, a checkpoint directory, or the trainer's model_dir.
       experiment_name: The config's; the trainer writes to
         ``model_dir/<experiment_name>/``.
+      what: How messages name the flag.
 
     Raises:
       ModelFileError: no checkpoint there, naming the places tried.
@@ -104,9 +113,10 @@ def find_checkpoint(path: str, experiment_name: str = "") -> str:
             if latest is not None:
                 return latest
     raise ModelFileError(
-        f"--model {path}: no checkpoint found (looked for a 'checkpoint' state file "
+        f"{what} {path}: no checkpoint found (looked for a 'checkpoint' state file "
         f"naming an existing ckpt-N in {tried}). Fix: train first, or pass the "
-        "directory of the run (model_dir/<experiment_name>) or a ckpt-N prefix."
+        "trainer's --model_dir, the directory of the run (model_dir/<experiment_name>) "
+        "or a ckpt-N prefix."
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from typing import Optional
 import uuid
 
 from absl import logging
@@ -102,9 +103,15 @@ class PartialRestoreCheckpointManager(tf.train.CheckpointManager):
     expected to stay unused (shape mismatches still raise).
     """
 
+    def __init__(self, *args, restore_path: Optional[str] = None, **kwargs):
+        """``restore_path``: the checkpoint to restore instead of the latest
+        (``--mode eval`` of a given ``ckpt-N``)."""
+        super().__init__(*args, **kwargs)
+        self._restore_path = restore_path
+
     def restore_or_initialize(self):
-        latest = self.latest_checkpoint
-        if latest is None:
+        path = self._restore_path or self.latest_checkpoint
+        if path is None:
             return super().restore_or_initialize()
-        self.checkpoint.restore(latest).expect_partial()
-        return latest
+        self.checkpoint.restore(path).expect_partial()
+        return path

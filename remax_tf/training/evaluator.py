@@ -4,7 +4,11 @@ The model and the post-processor run in a tf.function per batch; metrics
 (PQ, SQ, RQ, mIoU, optionally mask AP) accumulate on the host in
 :class:`remax_tf.evaluation.PanopticEvaluator` at the original image size.
 Results go to TensorBoard (``eval/``) and to
-``eval/metrics_step_<N>.json`` plus ``eval/metrics_latest.json``.
+``eval/metrics_step_<N>.json`` plus ``eval/metrics_latest.json``. With
+``evaluator_options.save_predictions`` the predictions are also written in
+COCO panoptic format (PNGs in ``predictions/step_<N>/`` and
+``predictions/step_<N>.json`` under ``eval/``, or under
+``override_save_dir``), scorable with ``remax-evaluate``.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ _SUMMARY_METRICS = (
     "pq_things_class_agnostic",
     "miou",
 )
+# save_predictions: <output_dir>/predictions/step_<N>/ and step_<N>.json.
+PREDICTIONS_DIR = "predictions"
 # Ground-truth keys the host-side metrics read.
 _GT_KEYS = (
     common.GT_PANOPTIC_RAW,
@@ -84,6 +90,15 @@ class Evaluator(orbit.StandardEvaluator):
         )
         self._metrics = PanopticEvaluator(descriptor, config.evaluator_options)
         self._results = _Results()
+        evaluator_options = config.evaluator_options
+        self._descriptor = descriptor
+        self._predictions_dir = (
+            evaluator_options.override_save_dir
+            or os.path.join(output_dir, PREDICTIONS_DIR)
+            if evaluator_options.save_predictions
+            else None
+        )
+        self._writer = _Writer()
 
     @property
     def last_results(self) -> Optional[Dict[str, object]]:
@@ -91,6 +106,19 @@ class Evaluator(orbit.StandardEvaluator):
 
     def eval_begin(self):
         self._metrics.reset()
+        if self._predictions_dir is not None:
+            from remax_tf.evaluation.coco_panoptic import CocoPanopticWriter
+            from remax_tf.predict import coco_categories
+
+            folder = os.path.join(
+                self._predictions_dir, f"step_{int(self._global_step.numpy())}"
+            )
+            self._writer.value = CocoPanopticWriter(
+                folder,
+                folder + ".json",
+                self._descriptor,
+                categories=coco_categories(self._descriptor),
+            )
         return 0
 
     def eval_step(self, iterator):
@@ -116,7 +144,25 @@ class Evaluator(orbit.StandardEvaluator):
                 )
             prediction = {k: v for k, v in arrays.items() if k not in sample}
             self._metrics.update(sample, prediction)
+            if self._writer.value is not None:
+                self._save(sample, prediction)
         return state + 1
+
+    def _save(self, sample, prediction) -> None:
+        """Writes each image's panoptic map (COCO PNG) with its segments."""
+        from remax_tf.predict import image_ids
+
+        names = sample.get(common.IMAGE_NAME)
+        scores = prediction.get(common.PRED_SEMANTIC_SCORES_KEY)
+        for b, panoptic in enumerate(prediction[common.PRED_PANOPTIC_KEY]):
+            height, width = (int(v) for v in sample[common.GT_SIZE_RAW][b])
+            name = str(names[b]) if names is not None else f"image_{b}"
+            self._writer.value.add(
+                image_ids([name])[0],
+                name,
+                panoptic[:height, :width],
+                scores=None if scores is None else scores[b][:height, :width],
+            )
 
     def eval_end(self, *args) -> Dict[str, float]:
         results = self._metrics.result()
@@ -135,7 +181,22 @@ class Evaluator(orbit.StandardEvaluator):
         print(
             f"[eval] step {step}: {line} ({results['num_images']} images)", flush=True
         )
+        if self._writer.value is not None:
+            self._writer.value.close()
+            print(
+                f"[eval] predictions: {self._writer.value.pred_json} and "
+                f"{self._writer.value.pred_folder}/",
+                flush=True,
+            )
+            self._writer.value = None
         return {f"metrics/{k}": results[k] for k in shown}
+
+
+class _Writer:
+    """Holds the CocoPanopticWriter of an evaluation outside tf.Module's
+    attribute tracking."""
+
+    value = None
 
 
 class _Results:

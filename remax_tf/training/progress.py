@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from typing import Dict
+from typing import Iterator
 from typing import TextIO
+
+from absl import logging
 
 
 def format_duration(seconds: float) -> str:
@@ -39,3 +43,27 @@ class ProgressPrinter:
 
     def __call__(self, stats: Dict[str, float]) -> None:
         print(format_progress(stats), file=self._stream, flush=True)
+
+
+@contextlib.contextmanager
+def orbit_messages_to_log() -> Iterator[None]:
+    """Sends orbit's Controller messages to the absl INFO log only.
+
+    orbit prints each of them to stdout as well: after every training loop a
+    second ``train | step: ... | output: {...}`` line next to ours, plus
+    checkpoint and evaluation notices. Within this context they go to the
+    log alone (shown with ``--verbosity=0``), so stdout keeps one progress
+    line per loop (:class:`ProgressPrinter`) and the evaluator's metric line.
+    """
+    from orbit import controller
+
+    original = controller._log
+    controller._log = _log_only
+    try:
+        yield
+    finally:
+        controller._log = original
+
+
+def _log_only(message: str) -> None:
+    logging.info(message)

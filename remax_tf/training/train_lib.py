@@ -26,10 +26,10 @@ from remax_tf.training import distribution
 from remax_tf.training.errors import TrainingSetupError
 from remax_tf.training.image_summaries import build_image_summaries
 from remax_tf.training.inputs import distributed_dataset
+from remax_tf.training.modes import MODES
 from remax_tf.training.progress import ProgressPrinter
+from remax_tf.training.progress import orbit_messages_to_log
 from remax_tf.training.trainer import Trainer
-
-MODES = ("train", "eval", "train_and_eval", "continuous_eval", "export")
 
 
 def experiment_dir(model_dir: str, config: config_pb2.ExperimentOptions) -> str:
@@ -60,27 +60,48 @@ def build_keras_model(config, descriptor, crop_size, training: bool) -> tf_keras
     return model
 
 
-def _export_latest(
+def resolve_checkpoint(
+    mode: str, config: config_pb2.ExperimentOptions, model_dir: str
+) -> str:
+    """The checkpoint ``--mode eval|export`` reads: ``model_dir`` as a
+    ``ckpt-N`` prefix, a directory holding a ``checkpoint`` file (its latest),
+    or the trainer's model_dir (``model_dir/<experiment_name>/``, its latest);
+    the forms ``remax-export --checkpoint`` and ``remax-predict --model`` take.
+
+    Raises:
+      TrainingSetupError: no checkpoint there.
+    """
+    from remax_tf.inference.model_files import ModelFileError
+    from remax_tf.inference.model_files import find_checkpoint
+
+    try:
+        return find_checkpoint(model_dir, config.experiment_name, "--model_dir")
+    except ModelFileError as e:
+        raise TrainingSetupError(
+            f"--mode={mode}: no checkpoint in {experiment_dir(model_dir, config)}. "
+            "Fix: train first, or point --model_dir at a trained run (the trainer's "
+            "model_dir with the config's experiment_name, the directory holding its "
+            "'checkpoint' file, or a ckpt-N prefix)."
+        ) from e
+
+
+def _export_checkpoint(
     config: config_pb2.ExperimentOptions, model_dir: str
 ) -> Dict[str, object]:
-    """``--mode export``: the latest checkpoint of the experiment, restored
-    strictly (every inference variable), exported to ``<workdir>/export``."""
+    """``--mode export``: the checkpoint ``model_dir`` stands for (its latest),
+    restored strictly (every inference variable), exported to
+    ``<its directory>/export``."""
     from remax_tf.export import export_checkpoint
 
-    workdir = experiment_dir(model_dir, config)
-    latest = tf.train.latest_checkpoint(workdir)
-    if latest is None:
-        raise TrainingSetupError(
-            f"--mode=export: no checkpoint in {workdir}. Fix: train first, or point "
-            "--model_dir (and experiment_name) at a trained run."
-        )
+    checkpoint = resolve_checkpoint("export", config, model_dir)
+    workdir = os.path.dirname(checkpoint)
     try:
-        export = export_checkpoint(config, latest, os.path.join(workdir, "export"))
+        export = export_checkpoint(config, checkpoint, os.path.join(workdir, "export"))
     except ValueError as e:
         raise TrainingSetupError(f"--mode=export: {e}") from e
     return {
         "model_dir": workdir,
-        "global_step": int(latest.rsplit("-", 1)[1]),
+        "global_step": int(checkpoint.rsplit("-", 1)[1]),
         "export": export,
     }
 
@@ -109,12 +130,34 @@ def run_experiment(
     """
     if mode not in MODES:
         raise ValueError(f"--mode={mode!r}: use one of {MODES}.")
-    if mode == "export":
-        return _export_latest(config, model_dir)
+    with orbit_messages_to_log():
+        if mode == "export":
+            return _export_checkpoint(config, model_dir)
+        return _run_loops(mode, config, model_dir, master, num_gpus, strategy, progress)
+
+
+def _run_loops(
+    mode: str,
+    config: config_pb2.ExperimentOptions,
+    model_dir: str,
+    master: Optional[str],
+    num_gpus: int,
+    strategy: Optional[tf.distribute.Strategy],
+    progress: Optional[Callable[[Dict[str, float]], None]],
+) -> Dict[str, object]:
+    """Training and evaluation modes on orbit (see :func:`run_experiment`)."""
     strategy = strategy or distribution.create_strategy(master, num_gpus)
     replicas = strategy.num_replicas_in_sync
     validate_config(config, num_replicas=replicas)
-    workdir = experiment_dir(model_dir, config)
+    # --mode eval reads one checkpoint, named in any of the three forms.
+    eval_checkpoint = (
+        resolve_checkpoint(mode, config, model_dir) if mode == "eval" else None
+    )
+    workdir = (
+        os.path.dirname(eval_checkpoint)
+        if eval_checkpoint
+        else experiment_dir(model_dir, config)
+    )
     chief = distribution.is_chief(strategy)
     checkpoint_dir = (
         workdir if chief else checkpoints.worker_scratch_dir(workdir, strategy)
@@ -196,6 +239,7 @@ def run_experiment(
         init_fn=(lambda: checkpoints.restore_initial_checkpoint(config, model))
         if training
         else None,
+        **({} if training else {"restore_path": eval_checkpoint}),
     )
     with checkpoints.explain_restore_errors(checkpoint_dir, config):
         controller = orbit.Controller(
@@ -211,11 +255,10 @@ def run_experiment(
             summary_dir=os.path.join(workdir, "train") if chief else None,
             eval_summary_dir=os.path.join(workdir, "eval") if chief else None,
         )
-    if manager.latest_checkpoint and chief:
+    restored = eval_checkpoint or manager.latest_checkpoint
+    if restored and chief:
         step = int(global_step.numpy())
-        print(
-            f"[{mode}] restored {manager.latest_checkpoint} (step {step})", flush=True
-        )
+        print(f"[{mode}] restored {restored} (step {step})", flush=True)
     result: Dict[str, object] = {"model_dir": workdir}
     total_steps = config.trainer_options.solver_options.training_number_of_steps
     eval_steps = config.evaluator_options.eval_steps
@@ -233,11 +276,6 @@ def run_experiment(
                 eval_interval=config.evaluator_options.eval_interval,
             )
         elif mode == "eval":
-            if manager.latest_checkpoint is None:
-                raise TrainingSetupError(
-                    f"--mode=eval: no checkpoint in {checkpoint_dir}. Fix: train first, or "
-                    "point --model_dir (and experiment_name) at a trained run."
-                )
             controller.evaluate(steps=eval_steps)
         elif mode == "continuous_eval":
             timeout = config.evaluator_options.continuous_eval_timeout

@@ -440,6 +440,7 @@ def test_random_perturbations(tmp_path, sample, seed):
     score_both(tmp_path, sample, edit)
 
 
+@pytest.mark.slow  # starts a subprocess
 def test_command_line_prints_the_table(tmp_path, sample, repo_root):
     output = tmp_path / "self.json"
     completed = subprocess.run(

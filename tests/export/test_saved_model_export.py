@@ -64,6 +64,7 @@ def served(demo_export, test_images, tmp_path_factory):
     return info, dict(np.load(directory / "outputs.npz"))
 
 
+@pytest.mark.slow  # loads the export in a subprocess
 def test_loads_without_remax_tf(served):
     info, _ = served
     assert not info["remax_tf_imported"]
@@ -79,6 +80,7 @@ def _assert_map_equal(got, want, name):
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5, err_msg=name)
 
 
+@pytest.mark.slow  # loads the export in a subprocess
 def test_maps_equal_the_evaluation_path(served, keras_reference, test_images):
     _, outputs = served
     for name, image in test_images.items():
@@ -93,6 +95,7 @@ def test_maps_equal_the_evaluation_path(served, keras_reference, test_images):
     assert len(np.unique(panoptic)) >= 3
 
 
+@pytest.mark.slow  # loads the export in a subprocess
 def test_batch_signature(served, keras_reference):
     _, outputs = served
     for key in MAP_KEYS:
@@ -101,6 +104,7 @@ def test_batch_signature(served, keras_reference):
         _assert_map_equal(batch[0], keras_reference["crop"][key], f"batch/{key}")
 
 
+@pytest.mark.slow  # loads the export in a subprocess
 def test_only_inference_variables(served, demo_model):
     info, _ = served
     _, model = demo_model

@@ -108,6 +108,7 @@ def _relative_error(got, want):
     return float(np.abs(got - want).max() / np.abs(want).max())
 
 
+@pytest.mark.slow  # runs the files in a subprocess
 def test_fp32_matches_keras(litert_outputs, keras_reference):
     got, want = litert_outputs["fp32"], keras_reference["crop"]
     for key in (
@@ -124,6 +125,7 @@ def test_fp32_matches_keras(litert_outputs, keras_reference):
     assert len(np.unique(got[common.PRED_PANOPTIC_KEY])) >= 2
 
 
+@pytest.mark.slow  # runs the files in a subprocess
 def test_int8_with_float_postprocess(litert_outputs, keras_reference):
     got, want = litert_outputs["int8"], keras_reference["crop"]
     key = common.PRED_TRANSFORMER_CLASS_LOGITS_KEY
@@ -149,18 +151,22 @@ def test_quantize_argument_checks(demo_model):
         tflite.convert_to_tflite(module, (65, 65), "fp16", float_scopes=["x/"])
 
 
+@pytest.mark.slow  # runs the files in a subprocess
 def test_command_line_exports_a_checkpoint(
     repo_root, demo_model, litert_outputs, test_images, tmp_path, capsys
 ):
-    """``python -m remax_tf.export`` restores a training checkpoint and
-    writes the same fp32 model as the in-process export."""
+    """``remax-export`` restores a training checkpoint named by the
+    trainer's --model_dir (``model_dir/<experiment_name>/``, as the trainer
+    saves it) and writes the same fp32 model as the in-process export."""
     from ai_edge_litert.interpreter import Interpreter
 
-    _, model = demo_model
+    config, model = demo_model
     checkpoint = tf.train.Checkpoint(
         global_step=tf.Variable(5, dtype=tf.int64), **model.checkpoint_items
     )
-    prefix = checkpoint.save(str(tmp_path / "run" / "ckpt"))
+    prefix = tf.train.CheckpointManager(
+        checkpoint, str(tmp_path / "run" / config.experiment_name), max_to_keep=1
+    ).save(checkpoint_number=5)
     crop = ["--config_override", "eval_dataset_options.crop_size=[65, 65]"]
     for field in ("min_resize_value", "max_resize_value"):
         crop += ["--config_override", f"eval_dataset_options.{field}=65"]

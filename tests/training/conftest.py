@@ -11,37 +11,10 @@ from remax_tf.data import shapes
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEMO_CONFIG = str(REPO / "configs" / "demo" / "shapes_remax.textproto")
 
-# 65x65 crops, batch 2, narrow decoder: a few seconds per traced step on CPU.
-TINY_OVERRIDES = (
-    "train_dataset_options.crop_size=[65, 65]",
-    "train_dataset_options.min_resize_value=[65]",
-    "train_dataset_options.max_resize_value=[65]",
-    "train_dataset_options.batch_size=2",
-    "eval_dataset_options.crop_size=[65, 65]",
-    "eval_dataset_options.min_resize_value=[65]",
-    "eval_dataset_options.max_resize_value=[65]",
-    "model_options.max_deeplab.num_mask_slots=8",
-    "model_options.max_deeplab.pixel_decoder_widths=[32, 16, 16, 8]",
-    "model_options.max_deeplab.transformer_decoder_channels=32",
-    "model_options.max_deeplab.transformer_decoder_ffn_channels=64",
-    "model_options.max_deeplab.transformer_decoder_num_heads=2",
-    "model_options.max_deeplab.pixel_space_head={output_channels: 16 head_channels: 32}",
-    "model_options.remax={semantic_head_channels: 8 semantic_head_atrous_rates: [1, 2, 3]}",
-    "trainer_options.steps_per_loop=2",
-    "trainer_options.save_checkpoints_steps=2",
-    "trainer_options.save_summaries_steps=2",
-    "trainer_options.solver_options.training_number_of_steps=4",
-    "trainer_options.solver_options.warmup_steps=0",
-    "evaluator_options.eval_steps=2",
-)
-
-
 # For the tests of the training machinery (not of the model): kMaX without
 # ReMaX and a single decoder layer, which halves graph construction time.
 LIGHT_CONFIG = str(REPO / "configs" / "demo" / "shapes_kmax.textproto")
-LIGHT_OVERRIDES = tuple(
-    o for o in TINY_OVERRIDES if not o.startswith("model_options.remax")
-) + (
+LIGHT_BLOCKS = (
     "model_options.max_deeplab.transformer_decoder_num_blocks=[1]",
     "model_options.max_deeplab.transformer_decoder_strides=[32]",
 )
@@ -62,26 +35,30 @@ def _no_graph_optimizer():
 
 
 @pytest.fixture(scope="session")
-def light_config_factory(tiny_data_dir):
+def light_overrides(tiny_overrides):
+    """The tiny settings without ReMaX, one decoder layer."""
+    return (
+        tuple(o for o in tiny_overrides if not o.startswith("model_options.remax"))
+        + LIGHT_BLOCKS
+    )
+
+
+@pytest.fixture(scope="session")
+def light_config_factory(tiny_data_dir, light_overrides):
     env = dict(os.environ, REMAX_DATA_DIR=tiny_data_dir)
 
     def make(*overrides):
         return load_config(
-            LIGHT_CONFIG, LIGHT_OVERRIDES + tuple(overrides), environ=env
+            LIGHT_CONFIG, light_overrides + tuple(overrides), environ=env
         )
 
     return make
 
 
 @pytest.fixture(scope="session")
-def light_command():
+def light_command(light_overrides):
     """(config path, overrides) for trainer subprocesses of the light model."""
-    return LIGHT_CONFIG, LIGHT_OVERRIDES
-
-
-@pytest.fixture(scope="session")
-def tiny_overrides():
-    return TINY_OVERRIDES
+    return LIGHT_CONFIG, light_overrides
 
 
 @pytest.fixture(scope="session")
@@ -99,11 +76,11 @@ def tiny_data_dir(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def tiny_config_factory(tiny_data_dir):
+def tiny_config_factory(tiny_data_dir, tiny_overrides):
     env = dict(os.environ, REMAX_DATA_DIR=tiny_data_dir)
 
     def make(*overrides, path: str = DEMO_CONFIG):
-        return load_config(path, TINY_OVERRIDES + tuple(overrides), environ=env)
+        return load_config(path, tiny_overrides + tuple(overrides), environ=env)
 
     return make
 

@@ -8,10 +8,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
+
+pytestmark = pytest.mark.slow  # trains in subprocesses
 TIMEOUT_S = 420
 
 # One step from the same weights and batch: sync batch norm, every pixel

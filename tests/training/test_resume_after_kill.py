@@ -6,9 +6,12 @@ import subprocess
 import sys
 import time
 
+import pytest
 import tensorflow as tf
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+pytestmark = pytest.mark.slow  # trains in subprocesses
 TRAIN = os.path.join(REPO, "trainer", "train.py")
 EXPERIMENT = "shapes_kmax"
 TIMEOUT_S = 420

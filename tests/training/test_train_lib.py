@@ -1,6 +1,8 @@
 """run_experiment end to end on a tiny config: artifacts, errors, NaN stop."""
 
+import contextlib
 import glob
+import io
 import json
 import os
 
@@ -13,20 +15,27 @@ from remax_tf import losses as losses_lib
 from remax_tf.training import NonFiniteLossError
 from remax_tf.training import TrainingSetupError
 from remax_tf.training import run_experiment
+from remax_tf.training.train_lib import resolve_checkpoint
+
+pytestmark = pytest.mark.slow  # trains
 
 
 @pytest.fixture(scope="module")
 def trained(tiny_config_factory, tmp_path_factory):
-    """One train_and_eval run shared by the artifact tests."""
-    config = tiny_config_factory()
+    """One train_and_eval run shared by the artifact tests, with its stdout."""
+    config = tiny_config_factory("evaluator_options.save_predictions=true")
     model_dir = str(tmp_path_factory.mktemp("run"))
     lines = []
-    result = run_experiment("train_and_eval", config, model_dir, progress=lines.append)
-    return config, model_dir, result, lines
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        result = run_experiment(
+            "train_and_eval", config, model_dir, progress=lines.append
+        )
+    return config, model_dir, result, lines, stdout.getvalue()
 
 
 def test_train_and_eval_writes_deeplab2_layout(trained):
-    config, model_dir, result, _ = trained
+    config, model_dir, result, *_ = trained
     workdir = os.path.join(model_dir, config.experiment_name)
     assert result["model_dir"] == workdir and result["global_step"] == 4
     assert tf.train.latest_checkpoint(workdir).endswith("ckpt-4")
@@ -39,7 +48,7 @@ def test_train_and_eval_writes_deeplab2_layout(trained):
 
 
 def test_progress_reports_step_loss_speed(trained):
-    *_, lines = trained
+    *_, lines, _ = trained
     assert [int(s["step"]) for s in lines] == [2, 4]
     for stats in lines:
         assert np.isfinite(stats["loss"]) and stats["steps_per_second"] > 0
@@ -60,6 +69,46 @@ def test_summaries_hold_every_loss_term_and_the_learning_rate(trained):
     assert "losses/pq_style_loss_class_term" in tags
     # Ground truth beside the prediction on a fixed batch (num_summary_images).
     assert "panoptic/image_truth_prediction" in tags
+
+
+def test_save_predictions_writes_coco_panoptic_files(trained):
+    """evaluator_options.save_predictions (set in the shipped COCO, Cityscapes
+    and ADE20K configs): COCO panoptic PNGs and JSON of the evaluated images."""
+    config, model_dir, *_, stdout = trained
+    folder = os.path.join(model_dir, config.experiment_name, "eval", "predictions")
+    data = json.load(open(os.path.join(folder, "step_4.json")))
+    assert len(data["annotations"]) == 2 and data["categories"]
+    for annotation in data["annotations"]:
+        assert os.path.isfile(os.path.join(folder, "step_4", annotation["file_name"]))
+    assert f"[eval] predictions: {folder}/step_4.json" in stdout
+
+
+def test_stdout_has_no_orbit_lines(trained):
+    """orbit's own ``train | step: ... | output:`` lines (and its checkpoint
+    notices) go to the absl log only; the evaluator's line stays."""
+    *_, stdout = trained
+    assert "[eval] step 4:" in stdout
+    for line in stdout.splitlines():
+        assert "| step:" not in line and "saved checkpoint" not in line, line
+
+
+def test_eval_and_export_take_the_three_checkpoint_forms(trained):
+    config, model_dir, *_ = trained
+    workdir = os.path.join(model_dir, config.experiment_name)
+    latest = os.path.join(workdir, "ckpt-4")
+    assert resolve_checkpoint("eval", config, model_dir) == latest
+    assert resolve_checkpoint("eval", config, workdir) == latest
+    prefix = os.path.join(workdir, "ckpt-2")
+    assert resolve_checkpoint("export", config, prefix) == prefix
+    with pytest.raises(TrainingSetupError, match="--mode=export: no checkpoint"):
+        resolve_checkpoint("export", config, os.path.join(workdir, "ckpt-3"))
+
+
+def test_eval_of_a_ckpt_prefix_restores_that_checkpoint(trained, tmp_path):
+    config, model_dir, *_ = trained
+    prefix = os.path.join(model_dir, config.experiment_name, "ckpt-2")
+    result = run_experiment("eval", config, prefix)
+    assert result["global_step"] == 2 and result["metrics"]["global_step"] == 2
 
 
 def test_nan_loss_stops_training_naming_step_and_term(

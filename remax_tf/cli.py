@@ -1,0 +1,123 @@
+"""What every command-line entry point does before its real work.
+
+* :func:`quiet_tensorflow`: TensorFlow's start-up noise (CUDA probing, oneDNN
+  notices, absl pre-init warnings) is hidden unless the user has chosen a
+  ``TF_CPP_MIN_LOG_LEVEL`` themselves. Called before TensorFlow is imported.
+* :func:`native_logs_quieted`: native libraries that log through absl's C++
+  logging (the TFLite converter) ignore ``TF_CPP_MIN_LOG_LEVEL``; in quiet
+  mode their stderr lines are held back and shown only if the call fails.
+* :func:`disable_grappler_if_asked`: ``REMAX_TF_DISABLE_GRAPPLER=1`` skips
+  TensorFlow's graph optimiser (a faster start, slower steps), for smoke runs
+  and tests that train a handful of steps.
+* :func:`run_absl_app`: ``absl.app.run`` whose ``--help`` / ``--helpfull``
+  exit with status 0 (absl's exit with 1, which breaks ``cmd --help && ...``).
+* :func:`list_module_flags_in_help`: absl's ``--help`` lists the flags of the
+  main module only; entry points whose flags are defined in another module
+  (``remax-train`` and ``trainer/train.py`` share ``remax_tf.train``'s flags,
+  the converters share ``remax_tf.data.conversion``'s) list them too.
+
+This module imports neither TensorFlow nor anything that does, so that
+``--help`` returns at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from types import ModuleType
+from typing import Iterator
+
+# TensorFlow's C++ log threshold for the commands: 3 hides INFO, WARNING and
+# ERROR lines (CUDA probing on a machine without a usable GPU logs "failed
+# call to cuInit" as an ERROR; oneDNN notices); failures still raise Python
+# exceptions with their message. TF_CPP_MIN_LOG_LEVEL=0 shows everything.
+QUIET_TF_CPP_MIN_LOG_LEVEL = "3"
+# From this level on, native absl logs are held back too.
+_QUIET_FROM_LEVEL = 2
+
+
+def quiet_tensorflow() -> None:
+    """Hides TensorFlow's start-up logs unless the user has set
+    ``TF_CPP_MIN_LOG_LEVEL`` (then theirs is kept). Call before TensorFlow
+    is imported."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_CPP_MIN_LOG_LEVEL)
+
+
+def _quiet() -> bool:
+    try:
+        return int(os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0")) >= _QUIET_FROM_LEVEL
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def native_logs_quieted() -> Iterator[None]:
+    """Holds back what native code writes to stderr (file descriptor 2) when
+    ``TF_CPP_MIN_LOG_LEVEL`` >= 2; replays it if the block raises."""
+    if not _quiet():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            sys.stderr.flush()
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def disable_grappler_if_asked() -> None:
+    """Turns TensorFlow's graph optimiser off when ``REMAX_TF_DISABLE_GRAPPLER=1``
+    (imports TensorFlow then)."""
+    if os.environ.get("REMAX_TF_DISABLE_GRAPPLER") == "1":
+        import tensorflow as tf
+
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
+
+
+def list_module_flags_in_help(*modules: ModuleType) -> None:
+    """Makes absl's ``--help`` (the main module's key flags) list the flags
+    defined in ``modules``, whichever script is the main module."""
+    from absl import flags
+
+    main = sys.argv[0]
+    for module in modules:
+        for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
+            flags.FLAGS.register_key_flag_for_module(main, flag)
+
+
+def use_as_usage(doc: str) -> None:
+    """absl prints the main module's docstring above ``--help``; a console
+    script's generated main module has none, so ``doc`` is used then."""
+    main = sys.modules.get("__main__")
+    if main is not None and not getattr(main, "__doc__", None):
+        main.__doc__ = doc
+
+
+# absl's help flags (absl.app.define_help_flags).
+_ABSL_HELP_FLAGS = ("-?", "-h", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
+def run_absl_app(main) -> None:
+    """``absl.app.run(main)``; a help request exits with status 0."""
+    from absl import app
+
+    try:
+        app.run(main)
+    except SystemExit as e:
+        asked = any(a.split("=")[0] in _ABSL_HELP_FLAGS for a in sys.argv[1:])
+        if e.code == 1 and asked:
+            raise SystemExit(0) from None
+        raise

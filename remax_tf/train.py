@@ -1,0 +1,99 @@
+"""Trains, evaluates or exports a remax_tf experiment (DeepLab2's flags).
+
+    remax-train --config_file configs/demo/shapes_remax.textproto \\
+        --mode train_and_eval --model_dir runs/demo
+
+(the same as ``python trainer/train.py ...`` and ``python -m remax_tf.train
+...``). Checkpoints, summaries and metrics go to
+``--model_dir/<experiment_name>/``. With ``--mode eval`` or ``--mode export``,
+``--model_dir`` may also be a ``ckpt-N`` prefix or the directory holding a
+``checkpoint`` file (the forms ``remax-export --checkpoint`` and
+``remax-predict --model`` take). ``--config_override field.path=value``
+(repeatable) changes one field.
+"""
+
+import sys
+
+from absl import flags
+from absl import logging
+
+from remax_tf import cli
+from remax_tf.training.modes import MODES
+
+flags.DEFINE_string(
+    "config_file",
+    None,
+    "Experiment textproto (ExperimentOptions); configs/<dataset>/<name>.textproto "
+    "also names the configs shipped with remax_tf.",
+)
+flags.DEFINE_enum("mode", "train", MODES, "What to run.")
+flags.DEFINE_string(
+    "model_dir",
+    None,
+    "Base directory of checkpoints and summaries; the experiment_name is appended "
+    "as in DeepLab2. With --mode eval|export also a ckpt-N prefix or a directory "
+    "holding a 'checkpoint' file.",
+)
+flags.DEFINE_integer("num_gpus", 0, "GPUs to use; 0 uses the default device.")
+flags.DEFINE_string("master", None, "TPU name or grpc:// address (TPUStrategy).")
+flags.DEFINE_multi_string(
+    "config_override",
+    [],
+    "field.path=value, applied after "
+    "loading, e.g. trainer_options.solver_options.base_learning_rate=0.01",
+)
+flags.mark_flags_as_required(["config_file", "model_dir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv) -> int:
+    """absl main: runs ``--mode``; returns the exit status."""
+    if len(argv) > 1:
+        print(
+            f"error: unexpected arguments {argv[1:]}; every option is a --flag "
+            "(see --help).",
+            file=sys.stderr,
+        )
+        return 2
+    cli.quiet_tensorflow()
+    cli.disable_grappler_if_asked()
+    # Our progress and metric lines go to stdout; absl's INFO stream (orbit
+    # prints every loss dict there) only with --verbosity=0 or higher.
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)
+    from remax_tf.config import ConfigError
+    from remax_tf.config import load_config
+    from remax_tf.training import NonFiniteLossError
+    from remax_tf.training import TrainingSetupError
+    from remax_tf.training import run_experiment
+
+    try:
+        config = load_config(FLAGS.config_file, FLAGS.config_override)
+        result = run_experiment(
+            FLAGS.mode, config, FLAGS.model_dir, FLAGS.master, FLAGS.num_gpus
+        )
+    except (ConfigError, TrainingSetupError, NonFiniteLossError) as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    summary = {
+        k: result[k] for k in ("model_dir", "global_step", "export") if k in result
+    }
+    metrics = result.get("metrics")
+    if metrics:
+        summary.update(
+            {k: round(float(metrics[k]), 4) for k in ("pq", "sq", "rq", "miou")}
+        )
+    print(f"[{FLAGS.mode}] done: {summary}", flush=True)
+    return 0
+
+
+def run() -> None:
+    """Console script ``remax-train`` (and ``trainer/train.py``)."""
+    cli.quiet_tensorflow()
+    cli.list_module_flags_in_help(sys.modules[__name__])
+    cli.use_as_usage(__doc__)
+    cli.run_absl_app(main)
+
+
+if __name__ == "__main__":
+    run()
