@@ -14,7 +14,9 @@ model, mask-wise post-processing, undo) in each variant:
 * ``saved_model``: the exported SavedModel's ``serving_default``, reloaded;
 * ``tflite_fp32``, ``tflite_fp16``, ``tflite_dynamic``, ``tflite_int8``: the
   TFLite files in ``ai_edge_litert``'s interpreter (XNNPACK delegate); int8
-  runs its model file then ``postprocess.tflite``.
+  runs its model file then ``postprocess.tflite``;
+* ``tflite_int8_single``: one full-int8 file with the whole pipeline
+  (:func:`convert_int8_single_file`; network int8, the rest float).
 
 ``total`` is that whole call. Unless ``--no_split``, the same pipeline cut in
 four parts is timed too, each part traced on its own: ``pre`` (uint8 image ->
@@ -67,13 +69,37 @@ VARIANTS = (
     "tflite_fp16",
     "tflite_dynamic",
     "tflite_int8",
+    "tflite_int8_single",
 )
 _TFLITE_MODES = {
     "tflite_fp32": "none",
     "tflite_fp16": "fp16",
     "tflite_dynamic": "dynamic",
     "tflite_int8": "int8",
+    "tflite_int8_single": "int8",
 }
+# One full-int8 file holding the whole serving graph (issue 16), network in
+# int8, everything outside the Keras model's name scope kept in float.
+_SINGLE_INT8 = "tflite_int8_single"
+SINGLE_INT8_FILE = "model_int8_single.tflite"
+
+
+def convert_int8_single_file(module, model, size, calibration) -> bytes:
+    """The whole serving graph as one full-integer file: the calibrator now
+    takes the post-processing loop (its state is int32/bool only), and every
+    op outside ``model.name``'s scope (preprocessing, post-processing, undo)
+    is denylisted so that it stays float (an int8 DIV of the mask scores
+    would fail at run time on empty masks, and ids must not be quantised)."""
+    from remax_tf.export import tflite
+
+    concrete = module.fixed_size_function(size)
+    names = tflite._op_output_names(tflite._converter(concrete, module).convert())
+    scope = f"{model.name}/"
+    floats = sorted({name for name in names if scope not in name})
+    dataset = tflite._representative_dataset(
+        lambda: iter(calibration), size, len(calibration)
+    )
+    return tflite._convert_int8(concrete, module, dataset, floats)
 
 
 def _load_config(path: str, overrides: Sequence[str]):
@@ -393,7 +419,14 @@ def benchmark_config(
                     representative_images=lambda: iter(calibration),
                     calibration_steps=calibration_steps,
                 )
-            files = tflite.convert_to_tflite(module, size, mode, **options)
+            if variant == _SINGLE_INT8:
+                files = {
+                    SINGLE_INT8_FILE: convert_int8_single_file(
+                        module, model, size, calibration
+                    )
+                }
+            else:
+                files = tflite.convert_to_tflite(module, size, mode, **options)
             sizes[variant] = sum(len(c) for c in files.values()) / 1e6
             result["tflite_ops"][variant] = {
                 name: tflite.op_types(content) for name, content in files.items()
@@ -412,7 +445,11 @@ def benchmark_config(
                     Interpreter(
                         model_content=files[name], num_threads=thread_count
                     ).get_signature_runner()
-                    for name in (tflite.model_file_name(mode), tflite.POSTPROCESS_FILE)
+                    for name in (
+                        SINGLE_INT8_FILE,
+                        tflite.model_file_name(mode),
+                        tflite.POSTPROCESS_FILE,
+                    )
                     if name in files
                 ]
 
