@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import colorsys
 import dataclasses
+import importlib.resources
 import json
-import os
 from typing import Dict
 from typing import Mapping
 from typing import Sequence
 from typing import Tuple
 
-_METADATA_DIR = os.path.join(os.path.dirname(__file__), "metadata")
+# Package data (setup.py package_data): remax_tf/data/metadata/*.json.
+_METADATA_PACKAGE = "remax_tf.data"
+_METADATA_DIR = "metadata"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,8 +154,8 @@ def _descriptor_from_metadata(
 
 
 def _load_builtin(filename: str) -> Mapping:
-    with open(os.path.join(_METADATA_DIR, filename), encoding="utf-8") as f:
-        return json.load(f)
+    resource = importlib.resources.files(_METADATA_PACKAGE) / _METADATA_DIR / filename
+    return json.loads(resource.read_text(encoding="utf-8"))
 
 
 # Numbers below are DeepLab2's data/dataset.py.

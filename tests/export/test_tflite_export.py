@@ -82,6 +82,7 @@ def litert_outputs(demo_export, test_images, tmp_path_factory):
     }
 
 
+@pytest.mark.slow  # its fixture converts fp32 and int8 TFLite files
 def test_files_and_builtin_ops(demo_export):
     assert sorted(demo_export["tflite"]) == [
         "model_fp32.tflite",
