@@ -67,6 +67,134 @@ def _candidates(passes: tf.Tensor):
     return tf.cast(compact, tf.int32), valid
 
 
+# A pixel's probabilities sum to 1 (up to rounding far below 1e-3), so when
+# three times the pixel threshold reaches this, no pixel lies in more than two
+# binary masks.
+_TWO_MASKS_PER_PIXEL = 1.001
+
+
+def _paste_sequentially(
+    covers, candidate_ranks, valid, overlapping_threshold, num_slots
+) -> tf.Tensor:
+    """Pastes the candidates' masks one after the other (any pixel threshold).
+
+    Args:
+      covers: [B, H, W, K] bool, the candidates' binary masks.
+      candidate_ranks: [B, K] int32, their ranks.
+      valid: [B, K] bool, false for the padding of images with fewer
+        candidates.
+      overlapping_threshold: See :func:`maskwise_assignment`.
+      num_slots: NQ, the loop's static bound.
+
+    Returns:
+      [B, H, W] int32, 1 + the rank of the slot pasted on each pixel, 0 where
+      none was.
+    """
+    # Rank-major, so that each step reads one contiguous mask.
+    masks = tf.transpose(covers, [0, 3, 1, 2])
+    count = tf.shape(candidate_ranks)[1]
+
+    def paste(step, rank_plus_one_map):
+        mask = masks[:, step]
+        free = tf.logical_and(mask, tf.equal(rank_plus_one_map, 0))
+        # Pixel counts are exact in float32 (fewer than 2**24 pixels), so
+        # the overlap test rounds exactly as DeepLab2's.
+        area = tf.reduce_sum(tf.cast(mask, tf.float32), axis=[1, 2])
+        free_area = tf.reduce_sum(tf.cast(free, tf.float32), axis=[1, 2])
+        keep = tf.logical_and(valid[:, step], free_area > area * overlapping_threshold)
+        new = tf.logical_and(free, keep[:, tf.newaxis, tf.newaxis])
+        rank_plus_one_map = tf.where(
+            new, candidate_ranks[:, step, tf.newaxis, tf.newaxis] + 1, rank_plus_one_map
+        )
+        return step + 1, rank_plus_one_map
+
+    _, rank_plus_one_map = tf.while_loop(
+        lambda step, _: step < count,
+        paste,
+        (tf.constant(0, tf.int32), tf.zeros(tf.shape(covers)[:3], tf.int32)),
+        maximum_iterations=num_slots,
+    )
+    return rank_plus_one_map
+
+
+def _paste_at_most_two_per_pixel(
+    covers, candidate_ranks, valid, overlapping_threshold, num_slots
+) -> tf.Tensor:
+    """The same result as :func:`_paste_sequentially` when no pixel lies in
+    more than two masks (pixel threshold above 1/3, DeepLab2's is 0.4), with
+    a fixed number of passes over the image whatever the candidate count.
+
+    Per pixel, ``first`` and ``second`` are the (up to) two candidates whose
+    masks cover it, in rank order. A pixel goes to ``first`` if that one is
+    pasted, else to ``second`` if that one is; so a candidate's free area when
+    its turn comes is its ``first`` pixels plus its ``second`` pixels whose
+    ``first`` was not pasted. One histogram of (first, second) pairs gives
+    every such count, and the sequential decision runs over K scalars.
+    Arguments and result as :func:`_paste_sequentially`.
+    """
+    none = num_slots  # "no candidate"; candidate indices are below K <= NQ
+    bins = num_slots + 1
+    count = tf.shape(candidate_ranks)[1]
+    covers = tf.logical_and(covers, valid[:, tf.newaxis, tf.newaxis, :])
+    index = tf.range(count, dtype=tf.int32)[tf.newaxis, tf.newaxis, tf.newaxis]
+    indices = tf.where(covers, index, none)
+    # The minimum over no candidate (K = 0) is the int32 maximum: clip.
+    first = tf.minimum(tf.reduce_min(indices, axis=-1), none)
+    second = tf.minimum(
+        tf.reduce_min(
+            tf.where(tf.equal(indices, first[..., tf.newaxis]), none, indices), axis=-1
+        ),
+        none,
+    )
+    # pairs[b, i, j]: pixels whose first candidate is i and second is j.
+    batch = tf.shape(first)[0]
+    offsets = tf.range(batch, dtype=tf.int32)[:, tf.newaxis, tf.newaxis] * bins
+    pair_bins = tf.reshape(((offsets + first) * bins) + second, [-1])
+    pairs = tf.reshape(
+        tf.math.unsorted_segment_sum(
+            tf.ones_like(pair_bins), pair_bins, num_segments=batch * bins * bins
+        ),
+        [batch, bins, bins],
+    )
+    as_first = tf.reduce_sum(pairs, axis=2)
+    area = tf.cast(as_first + tf.reduce_sum(pairs, axis=1), tf.float32)
+    valid = tf.pad(valid, [[0, 0], [0, bins - count]])
+    positions = tf.range(bins, dtype=tf.int32)[tf.newaxis]
+
+    def decide(step, pasted):
+        # A candidate's "second" pixels are free unless their "first"
+        # (always of an earlier rank) was pasted.
+        lost = tf.reduce_sum(
+            tf.where(pasted, pairs[:, :, step], tf.zeros_like(pairs[:, :, step])),
+            axis=1,
+        )
+        free_area = tf.cast(
+            as_first[:, step] + tf.reduce_sum(pairs[:, :, step], axis=1) - lost,
+            tf.float32,
+        )
+        keep = tf.logical_and(
+            valid[:, step], free_area > area[:, step] * overlapping_threshold
+        )
+        pasted = tf.logical_or(
+            pasted, tf.logical_and(tf.equal(positions, step), keep[:, tf.newaxis])
+        )
+        return step + 1, pasted
+
+    _, pasted = tf.while_loop(
+        lambda step, _: step < count,
+        decide,
+        (tf.constant(0, tf.int32), tf.zeros([batch, bins], tf.bool)),
+        maximum_iterations=num_slots,
+    )
+    first_pasted = tf.gather(pasted, first, batch_dims=1)
+    second_pasted = tf.gather(pasted, second, batch_dims=1)
+    chosen = tf.where(first_pasted, first, tf.where(second_pasted, second, none))
+    ranks = tf.pad(candidate_ranks, [[0, 0], [0, bins - count]])
+    return tf.where(
+        tf.equal(chosen, none), 0, tf.gather(ranks, chosen, batch_dims=1) + 1
+    )
+
+
 def maskwise_assignment(
     mask_logits: tf.Tensor,
     resized_mask_logits: tf.Tensor,
@@ -123,35 +251,19 @@ def maskwise_assignment(
     )
     candidate_ranks, valid = _candidates(passes)
     candidate_slots = tf.gather(order, candidate_ranks, batch_dims=1)
-    # [B, K, H, W] binary masks of the candidates only, rank-major so that each
-    # loop step reads one contiguous mask.
-    masks = tf.transpose(
-        tf.gather(probs, candidate_slots, axis=3, batch_dims=1)
-        > pixel_confidence_threshold,
-        [0, 3, 1, 2],
+    # [B, H, W, K] probabilities of the candidates only.
+    candidate_probs = tf.gather(probs, candidate_slots, axis=3, batch_dims=1)
+    paste = (
+        _paste_at_most_two_per_pixel
+        if 3.0 * pixel_confidence_threshold >= _TWO_MASKS_PER_PIXEL
+        else _paste_sequentially
     )
-    count = tf.shape(candidate_ranks)[1]
-    num_slots = int(mask_logits.shape[-1])
-
-    def paste(step, rank_plus_one_map):
-        mask = masks[:, step]
-        free = tf.logical_and(mask, tf.equal(rank_plus_one_map, 0))
-        # Pixel counts are exact in float32 (fewer than 2**24 pixels), so
-        # the overlap test rounds exactly as DeepLab2's.
-        area = tf.reduce_sum(tf.cast(mask, tf.float32), axis=[1, 2])
-        free_area = tf.reduce_sum(tf.cast(free, tf.float32), axis=[1, 2])
-        keep = tf.logical_and(valid[:, step], free_area > area * overlapping_threshold)
-        new = tf.logical_and(free, keep[:, tf.newaxis, tf.newaxis])
-        rank_plus_one_map = tf.where(
-            new, candidate_ranks[:, step, tf.newaxis, tf.newaxis] + 1, rank_plus_one_map
-        )
-        return step + 1, rank_plus_one_map
-
-    _, rank_plus_one_map = tf.while_loop(
-        lambda step, _: step < count,
-        paste,
-        (tf.constant(0, tf.int32), tf.zeros(tf.shape(probs)[:3], tf.int32)),
-        maximum_iterations=num_slots,
+    rank_plus_one_map = paste(
+        candidate_probs > pixel_confidence_threshold,
+        candidate_ranks,
+        valid,
+        overlapping_threshold,
+        num_slots=int(mask_logits.shape[-1]),
     )
 
     occupied = rank_plus_one_map > 0

@@ -171,6 +171,46 @@ def test_empty_images():
     assert confident[2].any() and confident[3].any()
 
 
+def test_many_pixels_in_two_masks():
+    """Slot pairs with equal mask logits: both members cover (probability
+    about 0.5 each) wherever they dominate, so first/second-candidate pixels
+    abound and some pairs are rejected by the overlap rule."""
+    masks, classes = random_logits(5, batch=2)
+    masks[..., 1::2] = masks[..., 0::2]
+    masks[..., 1::4] += 0.5
+    new, old = assignments(masks, classes, COCO_THINGS, True, **COCO_SETTINGS)
+    assert_bitwise_equal(new, old)
+    settings = dict(COCO_SETTINGS, overlapping_threshold=0.3)
+    assert_bitwise_equal(*assignments(masks, classes, COCO_THINGS, True, **settings))
+
+
+def test_second_mask_gets_pixels_its_unpasted_first_left():
+    """Rows 0-3: slots C (rank 1) and A (rank 2) cover; rows 4-5: A and B
+    (rank 3); rows 6-7: B alone. C is pasted; A keeps 2 of its 6 rows free,
+    below the overlap threshold, and is not pasted; so B's rows 4-5 are free
+    and B is pasted on rows 4-7."""
+    size, on = 8, 10.0
+    logits = np.full((1, size, size, 3), -on, np.float32)
+    logits[0, 0:4, :, 0] = on  # C
+    logits[0, 0:6, :, 1] = on  # A
+    logits[0, 4:8, :, 2] = on  # B
+    rows = []
+    for index, confidence in ((0, 0.95), (1, 0.9), (2, 0.85)):
+        probs = np.full(8, (1.0 - confidence) / 7)
+        probs[index] = confidence
+        rows.append(np.log(probs))
+    classes = tf.constant(np.array(rows, np.float32)[None])
+    masks = tf.constant(logits)
+    settings = dict(COCO_SETTINGS, num_thing_classes=4, reorder_mask_weight=0.0)
+    new = maskwise_assignment(masks, masks, classes, **settings)
+    old = reference_maskwise_assignment(masks, masks, classes, **settings)
+    for field in new._fields:
+        got, want = getattr(new, field).numpy(), getattr(old, field).numpy()
+        assert got.tobytes() == want.tobytes(), field
+    ids = new.mask_id_plus_one.numpy()[0][:, 0]
+    assert ids.tolist() == [1, 1, 1, 1, 3, 3, 3, 3]
+
+
 def test_batch_of_one_with_few_slots():
     masks, classes = random_logits(4, batch=1, slots=6, classes=7)
     new, old = assignments(masks, classes, 4, True, **COCO_SETTINGS)
