@@ -20,19 +20,25 @@ all NQ slots in rank order (the pre-issue-16 implementation, kept as
 
 * a slot whose class confidence misses its threshold never changes a pixel,
   so only the *candidates*, the slots that pass it, are visited: they are
-  compacted to the front in rank order (a sort of NQ keys) and the loop runs
-  a dynamic number of times, the largest candidate count of the batch
-  (typically a few dozen of 128 on a trained model, 0 on an empty image);
+  compacted to the front in rank order (a sort of NQ keys); their count K is
+  dynamic, the largest of the batch (a few of 64-128 on a trained model, 0
+  on an empty image);
 * only the candidates' full-resolution binary masks are formed (one gather of
   those channels of the per-pixel softmax), never all NQ of them;
+* with a pixel threshold above 1/3 (DeepLab2's is 0.4) no pixel lies in more
+  than two masks, and the paste needs no loop over images: per pixel the
+  first and second covering candidates, one histogram of those pairs, and
+  the sequential paste decision over K scalars
+  (:func:`_paste_at_most_two_per_pixel`); lower thresholds paste the K masks
+  one after the other (:func:`_paste_sequentially`, boolean loop body);
 * ranking and mask scores stay at the model's stride-4 resolution, where they
-  are cheap; the loop body is boolean element-wise ops and two sums;
-* instance ids are 1 + the slot's rank among *all* slots, as before, and the
-  per-pixel class and score maps are gathered once after the loop.
+  are cheap; instance ids are 1 + the slot's rank among *all* slots, as
+  before, and the per-pixel class and score maps are gathered once at the end.
 
-The per-pixel softmax and its maximum (``instance_score``) are computed over
-all slots at the output resolution as before: they define the masks, and any
-other order of operations would change rounding.
+The per-pixel softmax over all slots at the output resolution and its
+maximum (``instance_score``) are computed as before: they define the masks,
+and any other order of operations would change rounding. They, the resize
+and the semantic argmax are most of what remains.
 """
 
 from __future__ import annotations
