@@ -16,7 +16,7 @@ model, mask-wise post-processing, undo) in each variant:
   TFLite files in ``ai_edge_litert``'s interpreter (XNNPACK delegate); int8
   runs its model file then ``postprocess.tflite``;
 * ``tflite_int8_single``: one full-int8 file with the whole pipeline
-  (:func:`convert_int8_single_file`; network int8, the rest float).
+  (``tflite.convert_int8_single_file``; network int8, the rest float).
 
 ``total`` is that whole call. Unless ``--no_split``, the same pipeline cut in
 four parts is timed too, each part traced on its own: ``pre`` (uint8 image ->
@@ -82,24 +82,6 @@ _TFLITE_MODES = {
 # int8, everything outside the Keras model's name scope kept in float.
 _SINGLE_INT8 = "tflite_int8_single"
 SINGLE_INT8_FILE = "model_int8_single.tflite"
-
-
-def convert_int8_single_file(module, model, size, calibration) -> bytes:
-    """The whole serving graph as one full-integer file: the calibrator now
-    takes the post-processing loop (its state is int32/bool only), and every
-    op outside ``model.name``'s scope (preprocessing, post-processing, undo)
-    is denylisted so that it stays float (an int8 DIV of the mask scores
-    would fail at run time on empty masks, and ids must not be quantised)."""
-    from remax_tf.export import tflite
-
-    concrete = module.fixed_size_function(size)
-    names = tflite._op_output_names(tflite._converter(concrete, module).convert())
-    scope = f"{model.name}/"
-    floats = sorted({name for name in names if scope not in name})
-    dataset = tflite._representative_dataset(
-        lambda: iter(calibration), size, len(calibration)
-    )
-    return tflite._convert_int8(concrete, module, dataset, floats)
 
 
 def _load_config(path: str, overrides: Sequence[str]):
@@ -421,8 +403,12 @@ def benchmark_config(
                 )
             if variant == _SINGLE_INT8:
                 files = {
-                    SINGLE_INT8_FILE: convert_int8_single_file(
-                        module, model, size, calibration
+                    SINGLE_INT8_FILE: tflite.convert_int8_single_file(
+                        module,
+                        size,
+                        lambda: iter(calibration),
+                        f"{model.name}/",
+                        calibration_steps,
                     )
                 }
             else:
