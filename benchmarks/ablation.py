@@ -472,7 +472,7 @@ def data_overrides(
     return (
         f"train_dataset_options.file_pattern={data_dir}/train-*.tfrecord",
         f"eval_dataset_options.file_pattern={data_dir}/val-*.tfrecord",
-        f"model_options.backbone.pretrained_weights={backbone}",
+        f"model_options.initial_checkpoint={backbone}",
     )
 
 

@@ -89,7 +89,7 @@ def test_rows_map_to_the_settings_of_the_paper_tables(ablation):
         config = _config(ablation, variant)
         assert config.train_dataset_options.dataset == "shapes_panoptic_v2"
         assert config.model_options.max_deeplab.num_mask_slots == 64
-        assert config.model_options.backbone.pretrained_weights == (
+        assert config.model_options.initial_checkpoint == (
             "/tmp/ablation_test/pretrained/backbone_1500steps"
         )
     # Table 4: eta.

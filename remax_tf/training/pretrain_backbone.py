@@ -10,8 +10,8 @@ holds the encoder under ``encoder``, the layout DeepLab2's ImageNet
 checkpoints and remax_tf's own training checkpoints use. Load it exactly as
 ImageNet weights are loaded:
 
-    model_options { backbone { pretrained_weights: "<output_dir>" } }
-    # or: model_options { initial_checkpoint: "<output_dir>" }
+    model_options { initial_checkpoint: "<output_dir>" }
+    # or: model_options { backbone { pretrained_weights: "<output_dir>" } }
 
     python -m remax_tf.training.pretrain_backbone \\
         --dataset shapes_panoptic_v2 --output_dir /tmp/pretrained/mnv3s_v2
