@@ -231,8 +231,9 @@ def convert_int8_single_file(
 ) -> bytes:
     """The whole serving graph as ONE full-integer file (issue 16).
 
-    Since the mask-wise post-processing's loops carry only int32/bool state
-    (issue 16), TFLite's calibrator takes the whole graph. Every op outside
+    With the issue-16 mask-wise post-processing (loops with int32/bool state
+    only) TFLite's calibrator takes the whole graph; with the previous one
+    the same conversion segfaulted. Every op outside
     the Keras model's name scope ``model_scope`` (e.g. ``"kmax_deeplab/"``:
     preprocessing, post-processing, undo) is kept float through the
     quantisation debugger's denylist: an int8 DIV of the mask scores fails
