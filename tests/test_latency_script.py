@@ -1,0 +1,53 @@
+"""benchmarks/latency.py (issue 16): the split into pre/network/post/undo,
+several thread counts in one run (TensorFlow's in a child process), the
+table and the JSON, on the demo config at crop 65."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.mark.slow  # converts TFLite files and starts a child process
+def test_split_at_two_thread_counts(repo_root, tmp_path):
+    output = tmp_path / "latency.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(repo_root / "benchmarks" / "latency.py"),
+            "--config_file",
+            "configs/demo/shapes_remax.textproto",
+            "--crop",
+            "65",
+            "--variants",
+            "saved_model,tflite_fp32",
+            "--threads",
+            "1,2",
+            "--warmup",
+            "0",
+            "--repeats",
+            "1",
+            "--output_json",
+            str(output),
+        ],
+        cwd=repo_root,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "total / network" in completed.stdout.splitlines()[0]
+    report = json.loads(output.read_text())
+    assert report["threads"] == [1, 2]
+    (result,) = report["results"]
+    assert result["input_size"] == [65, 65]
+    # The class head is scaled so that slots pass and the paste runs.
+    assert 0 < result["num_candidate_slots"] <= result["num_slots"] == 16
+    for variant in ("saved_model", "tflite_fp32"):
+        for threads in ("1", "2"):
+            parts = result["latency"][variant][threads]
+            assert set(parts) == {"total", "pre", "network", "post", "undo"}
+            for timing in parts.values():
+                assert 0 < timing["min_ms"] <= timing["median_ms"]
