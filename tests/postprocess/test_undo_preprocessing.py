@@ -41,3 +41,24 @@ def test_dict_version_resizes_maps_only():
     assert out[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY].shape == (1, 4, 3)
     channels = undo_resize_and_pad(scores, (4, 5), (8, 10))
     assert channels.shape == (1, 8, 10, 1)
+
+
+def test_maps_undone_together_equal_maps_undone_one_by_one():
+    """undo_preprocessing stacks maps of one dtype and shape into one resize;
+    the result equals resizing each map on its own, bit for bit."""
+    rng = np.random.default_rng(1)
+    predictions = {
+        common.PRED_PANOPTIC_KEY: tf.constant(rng.integers(0, 9999, (2, 9, 9))),
+        common.PRED_SEMANTIC_KEY: tf.constant(rng.integers(0, 99, (2, 9, 9))),
+        common.PRED_INSTANCE_KEY: tf.constant(rng.random((2, 9, 9)), tf.float32),
+        common.PRED_INSTANCE_SCORES_KEY: tf.constant(rng.random((2, 9, 9)), tf.float32),
+        common.PRED_SEMANTIC_SCORES_KEY: tf.constant(rng.random((2, 9, 9)), tf.float32),
+    }
+    for resized, original in (((7, 5), (13, 9)), ((9, 9), (9, 9)), ((4, 8), (3, 7))):
+        out = undo_preprocessing(
+            predictions, tf.constant(resized), tf.constant(original)
+        )
+        for key, value in predictions.items():
+            want = undo_resize_and_pad(value, resized, original).numpy()
+            got = out[key].numpy()
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), key
