@@ -127,6 +127,7 @@ def _r50_config(blocks):
     )
 
 
+@pytest.mark.slow  # builds two full COCO kMaX-R50 models
 @pytest.mark.parametrize("blocks", [(2, 2, 2), (1, 1, 1)])
 def test_coco_r50_matches_deeplab2_exactly(blocks):
     tf_keras.backend.clear_session()

@@ -80,7 +80,13 @@ def _check_complete(mapped, expected):
     "config, overrides, fixture, num_remax_variables",
     [
         # COCO R50: pixel decoder to stride 4, transformer blocks (2, 2, 2), 128 slots.
-        ("configs/coco/kmax_r50.textproto", [], "coco_kmax_r50", 0),
+        pytest.param(
+            "configs/coco/kmax_r50.textproto",
+            [],
+            "coco_kmax_r50",
+            0,
+            marks=pytest.mark.slow,  # a full-size model
+        ),
         # Cityscapes R50: 5-stage pixel decoder (stride 2), 256 slots; ReMaX on.
         pytest.param(
             "configs/cityscapes/remax_r50.textproto",
