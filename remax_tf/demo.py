@@ -17,7 +17,7 @@
 4. runs the exported SavedModel on a few validation images and draws
    ``<output_dir>/demo_predictions.png`` (image | ground truth | prediction).
 
-A smoke run of the whole path (about a minute on 2 CPU cores):
+A smoke run of the whole path (about two minutes on 2 CPU cores):
 ``--num_steps 20 --num_train 32 --num_val 8``. ``--config_override``
 (repeatable) changes any other field of the config.
 """
