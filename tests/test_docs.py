@@ -10,7 +10,8 @@ Convention, for everyone who writes docs:
   pseudo-commands.
 * A shell or Python block that must not run here (it installs packages,
   downloads, needs data the repository does not have, runs for minutes or
-  rewrites recorded results) has, on the line just above its opening fence::
+  rewrites recorded results) has, as the line just above its opening fence
+  (a line of its own; the marker quoted inside text is not one)::
 
       <!-- snippet: skip (the reason) -->
 
@@ -71,7 +72,7 @@ _OUTPUT_TAIL = 4000
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<language>[^\s`]*)")
 _SKIP = re.compile(r"^\s*<!--\s*snippet:\s*skip\s*\((?P<reason>.*\S.*)\)\s*-->\s*$")
-_MARKER = re.compile(r"<!--\s*snippet\b")
+_MARKER = re.compile(r"^\s*<!--\s*snippet\b")  # at the start of a line
 
 pytestmark = pytest.mark.slow  # runs the commands: trains, exports, converts
 
