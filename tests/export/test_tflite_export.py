@@ -20,7 +20,8 @@ FP32_RELATIVE_TOLERANCE = 1e-4
 # 85-98% of panoptic pixels equal); the PQ change of a trained model is
 # measured by benchmarks/quantization_pq.py.
 INT8_CLASS_LOGITS_RELATIVE_TOLERANCE = 0.1
-INT8_MIN_PANOPTIC_AGREEMENT = 0.5
+# Float post-processing of the same logits in TFLite and in TensorFlow.
+INT8_MIN_PANOPTIC_AGREEMENT = 0.99
 
 # Runs in a fresh interpreter with only ai_edge_litert and numpy, as on a
 # phone-like target; docs/export.md shows the same calls.
@@ -127,14 +128,28 @@ def test_fp32_matches_keras(litert_outputs, keras_reference):
 
 
 @pytest.mark.slow  # runs the files in a subprocess
-def test_int8_with_float_postprocess(litert_outputs, keras_reference):
+def test_int8_with_float_postprocess(litert_outputs, keras_reference, demo_model):
+    from remax_tf.data.datasets import get_dataset_descriptor
+    from remax_tf.postprocess.post_processor import build_post_processor
+
     got, want = litert_outputs["int8"], keras_reference["crop"]
     key = common.PRED_TRANSFORMER_CLASS_LOGITS_KEY
     assert _relative_error(got[key], want[key]) < INT8_CLASS_LOGITS_RELATIVE_TOLERANCE
     panoptic = got[common.PRED_PANOPTIC_KEY]
     assert panoptic.shape == want[common.PRED_PANOPTIC_KEY].shape
-    agreement = np.mean(panoptic == want[common.PRED_PANOPTIC_KEY])
-    assert agreement >= INT8_MIN_PANOPTIC_AGREEMENT
+    # The post-processing runs in float on the int8 network's own logits: the
+    # Python post-processor on those logits gives the same map. (Agreement
+    # with the float model's map is not asserted: the untrained fixture's
+    # near-tied logits make it anything from 0.2 to 0.7 from run to run.)
+    config, _ = demo_model
+    post = build_post_processor(
+        config.evaluator_options,
+        get_dataset_descriptor(config.eval_dataset_options.dataset),
+        panoptic.shape,
+    )
+    logits = {k: got[k][None] for k in (key, common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY)}
+    expected = post(logits)[common.PRED_PANOPTIC_KEY][0].numpy()
+    assert np.mean(panoptic == expected) >= INT8_MIN_PANOPTIC_AGREEMENT
     # Every id is void or a shapes_panoptic class (1..7) with divisor 256.
     assert set(np.unique(panoptic // 256)) <= set(range(8))
 
