@@ -73,6 +73,8 @@ from typing import Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from remax_tf.data import shapes  # noqa: E402  (numpy and PIL only)
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 BASE_CONFIG = REPO_ROOT / "configs" / "demo" / "shapes_v2_remax.textproto"
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "benchmarks" / "results" / "ablation_v2"
@@ -84,18 +86,7 @@ DEFAULT_WORK_DIR = "/tmp/remax_ablation"
 # thing of the smallest radius (8 px) is 4 output pixels across, at ~57% of
 # the demo's 129 pixels per image.
 CROP = 97
-ABLATION_SHAPES = dict(
-    size=CROP,
-    min_things=2,
-    max_things=6,
-    min_radius=8.0,
-    max_radius_fraction=0.25,
-    touch_probability=0.5,
-    crowd_probability=0.1,
-    void_probability=0.2,
-    noise_std=8.0,
-    dataset="shapes_panoptic_v2",
-)
+ABLATION_SHAPES = dict(dataclasses.asdict(shapes.V2_CONFIG), size=CROP, min_radius=8.0)
 NUM_TRAIN_IMAGES = 1000
 NUM_VAL_IMAGES = 150
 DATA_SEED = 0
@@ -999,8 +990,6 @@ def build_backbone(data_dir: str, pretrain_steps: int) -> Dict[str, object]:
 
 def build_data(work_dir: str) -> str:
     """Generates (once) the ablation's shapes_panoptic_v2."""
-    from remax_tf.data import shapes
-
     data_dir = os.path.join(work_dir, "data", "shapes_v2_ablation")
     # Keeps the shards of an identical earlier request, replaces any other.
     shapes.generate(
