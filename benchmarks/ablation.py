@@ -73,6 +73,7 @@ from typing import Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from remax_tf.config.small_crop import crop_overrides  # noqa: E402
 from remax_tf.data import shapes  # noqa: E402  (numpy and PIL only)
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -113,12 +114,7 @@ STUFF_AREA_LIMIT = 37
 # stages exist, evaluated with the demo's post-processing (thing / stuff class
 # confidence 0.4 / 0.5). Every row uses this model.
 BASE_OVERRIDES: Tuple[str, ...] = (
-    f"train_dataset_options.crop_size=[{CROP}, {CROP}]",
-    f"train_dataset_options.min_resize_value=[{CROP}]",
-    f"train_dataset_options.max_resize_value=[{CROP}]",
-    f"eval_dataset_options.crop_size=[{CROP}, {CROP}]",
-    f"eval_dataset_options.min_resize_value=[{CROP}]",
-    f"eval_dataset_options.max_resize_value=[{CROP}]",
+    *crop_overrides(CROP),
     "train_dataset_options.deterministic=true",
     # Short schedules: milder scale jitter, no copy-paste.
     "train_dataset_options.augmentations={min_scale_factor: 0.75, "

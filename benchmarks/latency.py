@@ -96,16 +96,9 @@ def _load_config(path: str, overrides: Sequence[str]):
 
 
 def _crop_overrides(crop: Optional[int]) -> List[str]:
-    if not crop:
-        return []
-    overrides = []
-    for options in ("train_dataset_options", "eval_dataset_options"):
-        overrides += [
-            f"{options}.crop_size=[{crop}, {crop}]",
-            f"{options}.min_resize_value={crop}",
-            f"{options}.max_resize_value={crop}",
-        ]
-    return overrides
+    from remax_tf.config.small_crop import crop_overrides
+
+    return crop_overrides(crop) if crop else []
 
 
 def _times_ms(call: Callable[[], object], warmup: int, repeats: int) -> List[float]:

@@ -28,11 +28,9 @@ DEFAULT_CROP = 129
 DEFAULT_BATCH_SIZE = 2
 
 
-def small_crop_overrides(
-    crop: int = DEFAULT_CROP, batch_size: int = DEFAULT_BATCH_SIZE
-) -> List[str]:
+def crop_overrides(crop: int) -> List[str]:
     """``--config_override`` values: train and eval crops of ``crop`` x
-    ``crop``, images resized to it, and a training batch of ``batch_size``."""
+    ``crop``, images resized to it."""
     overrides = []
     for options in ("train_dataset_options", "eval_dataset_options"):
         overrides += [
@@ -40,8 +38,14 @@ def small_crop_overrides(
             f"{options}.min_resize_value={crop}",
             f"{options}.max_resize_value={crop}",
         ]
-    overrides.append(f"train_dataset_options.batch_size={batch_size}")
     return overrides
+
+
+def small_crop_overrides(
+    crop: int = DEFAULT_CROP, batch_size: int = DEFAULT_BATCH_SIZE
+) -> List[str]:
+    """:func:`crop_overrides` and a training batch of ``batch_size``."""
+    return crop_overrides(crop) + [f"train_dataset_options.batch_size={batch_size}"]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

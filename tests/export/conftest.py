@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from remax_tf import common
 from remax_tf.config import load_config
+from remax_tf.config.small_crop import crop_overrides
 from remax_tf.data import shapes
 from remax_tf.export import export_from_config
 from remax_tf.model import build_model
@@ -25,13 +26,7 @@ NUM_CALIBRATION_IMAGES = 4
 
 
 def demo_config(repo_root, *overrides, crop=CROP):
-    sizes = []
-    for options in ("train_dataset_options", "eval_dataset_options"):
-        sizes += [
-            f"{options}.crop_size=[{crop}, {crop}]",
-            f"{options}.min_resize_value={crop}",
-            f"{options}.max_resize_value={crop}",
-        ]
+    sizes = crop_overrides(crop)
     return load_config(
         str(repo_root / CONFIG),
         sizes + list(overrides),

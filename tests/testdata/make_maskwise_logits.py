@@ -36,19 +36,14 @@ def main():
     import tensorflow as tf
 
     from remax_tf.config import load_config
+    from remax_tf.config.small_crop import crop_overrides
     from remax_tf.data.tfrecord import parse_example
     from remax_tf.export.saved_model import build_serving_module
     from remax_tf.export.saved_model import export_descriptor
     from remax_tf.model import build_model
     from remax_tf.model.checkpoint_restore import restore_items
 
-    overrides = []
-    for options in ("train_dataset_options", "eval_dataset_options"):
-        overrides += [
-            f"{options}.crop_size=[{CROP}, {CROP}]",
-            f"{options}.min_resize_value={CROP}",
-            f"{options}.max_resize_value={CROP}",
-        ]
+    overrides = crop_overrides(CROP)
     # The checkpoint holds every weight; no backbone initialisation.
     overrides.append('model_options.backbone.pretrained_weights=""')
     config = load_config(
