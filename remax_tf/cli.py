@@ -11,6 +11,10 @@
   and tests that train a handful of steps.
 * :func:`run_absl_app`: ``absl.app.run`` whose ``--help`` / ``--helpfull``
   exit with status 0 (absl's exit with 1, which breaks ``cmd --help && ...``).
+* :func:`report_errors`: an expected failure (:class:`remax_tf.errors.RemaxError`)
+  ends the command with one ``error: ...`` line and exit status 1, no
+  traceback; ``--debug`` or ``REMAX_TF_DEBUG=1`` shows the traceback (for
+  bug reports). Any other exception is a bug and keeps its traceback.
 * :func:`list_module_flags_in_help`: absl's ``--help`` lists the flags of the
   main module only; entry points whose flags are defined in another module
   (``remax-train`` and ``trainer/train.py`` share ``remax_tf.train``'s flags,
@@ -26,8 +30,15 @@ import contextlib
 import os
 import sys
 import tempfile
+import traceback
 from types import ModuleType
+from typing import Callable
 from typing import Iterator
+from typing import List
+from typing import Optional
+from typing import Sequence
+
+from remax_tf.errors import RemaxError
 
 # TensorFlow's C++ log threshold for the commands: 3 hides INFO, WARNING and
 # ERROR lines (CUDA probing on a machine without a usable GPU logs "failed
@@ -76,6 +87,39 @@ def native_logs_quieted() -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+# Environment variable (any value but "" or "0") and flag that keep the
+# traceback of expected failures.
+DEBUG_ENV = "REMAX_TF_DEBUG"
+DEBUG_FLAG = "--debug"
+
+
+def debug_requested(argv: Optional[Sequence[str]] = None) -> bool:
+    """``--debug`` in ``argv`` (default ``sys.argv``) or ``REMAX_TF_DEBUG`` set."""
+    argv = sys.argv[1:] if argv is None else argv
+    return DEBUG_FLAG in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
+def strip_debug_flag(argv: Sequence[str]) -> List[str]:
+    """``argv`` without ``--debug`` (for parsers that do not define it)."""
+    return [a for a in argv if a != DEBUG_FLAG]
+
+
+def report_errors(
+    main: Callable[..., Optional[int]], *args, debug: Optional[bool] = None
+) -> int:
+    """Runs ``main(*args)``; a :class:`RemaxError` becomes ``error: <message>``
+    on stderr and exit status 1 (with its traceback too when debugging)."""
+    debug = debug_requested() if debug is None else debug
+    try:
+        status = main(*args)
+    except RemaxError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 1
+    return 0 if status is None else int(status)
 
 
 def disable_grappler_if_asked() -> None:

@@ -51,6 +51,7 @@ from typing import Tuple
 from typing import Union
 
 from remax_tf import cli
+from remax_tf.errors import RemaxError
 
 if TYPE_CHECKING:
     from remax_tf.inference.predictor import Predictor
@@ -64,7 +65,7 @@ ON_ERROR_CHOICES = ("skip", "fail")
 _SUMMARY_LIST_LIMIT = 10
 
 
-class PredictError(RuntimeError):
+class PredictError(RemaxError, RuntimeError):
     """An image failed with ``on_error="fail"`` (the message names it), or
     the output directory holds earlier predictions."""
 

@@ -44,6 +44,8 @@ from absl import flags
 import numpy as np
 from PIL import Image
 
+from remax_tf.errors import RemaxError
+
 ON_ERROR_CHOICES = ("fail", "skip")
 # Progress lines printed when tqdm is unavailable: one every this many images.
 _PROGRESS_EVERY = 100
@@ -56,7 +58,7 @@ _RGB_TO_ID = np.array([1, 256, 256 * 256], dtype=np.int64)
 _INT32_MAX = 2**31 - 1
 
 
-class ConversionError(ValueError):
+class ConversionError(RemaxError, ValueError):
     """Bad input data; the message names the file or record and the fix."""
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageOps
 
+from remax_tf.errors import RemaxError
+
 # File name endings taken when --images names a directory (case-insensitive).
 IMAGE_EXTENSIONS = (
     ".jpg",
@@ -38,7 +40,7 @@ _WIDE_GRAYSCALE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 _UINT16_MAX = 65535
 
 
-class ImageReadError(ValueError):
+class ImageReadError(RemaxError, ValueError):
     """An input image that cannot be read; the message names the file."""
 
 

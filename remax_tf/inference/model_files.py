@@ -22,6 +22,7 @@ from typing import Optional
 
 from remax_tf.data import datasets
 from remax_tf.data.datasets import DatasetDescriptor
+from remax_tf.errors import RemaxError
 
 CHECKPOINT = "checkpoint"
 SAVED_MODEL = "saved_model"
@@ -39,7 +40,7 @@ METADATA_DESCRIPTOR = "descriptor"
 METADATA_DATASET = "dataset"
 
 
-class ModelFileError(ValueError):
+class ModelFileError(RemaxError, ValueError):
     """``--model`` (or its metadata) cannot be used; the message says why."""
 
 

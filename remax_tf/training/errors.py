@@ -1,7 +1,9 @@
 """Errors that stop a run with a message saying what happened and what to do."""
 
+from remax_tf.errors import RemaxError
 
-class NonFiniteLossError(RuntimeError):
+
+class NonFiniteLossError(RemaxError, RuntimeError):
     """A loss term became NaN or Inf; training stopped before saving it."""
 
     def __init__(self, step: int, term: str, value: float, all_terms: str = ""):
@@ -15,5 +17,5 @@ class NonFiniteLossError(RuntimeError):
         )
 
 
-class TrainingSetupError(ValueError):
+class TrainingSetupError(RemaxError, ValueError):
     """model_dir, checkpoint or dataset problems found before training."""
