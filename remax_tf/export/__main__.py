@@ -6,6 +6,12 @@
 
 (or ``python -m remax_tf.export ...``). Prints one JSON object with the
 written paths and the TFLite op lists.
+
+The export is written whole or not at all (``remax_tf.atomic``). An expected
+failure (no checkpoint, a checkpoint of another config, an output folder
+that cannot be written, an unset ``${VAR}`` that int8 calibration needs)
+prints one ``error: ...`` line and exits with status 1; ``--debug`` (or
+``REMAX_TF_DEBUG=1``) also prints its traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import sys
 from typing import Optional
 from typing import Sequence
 
+from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS
 from remax_tf.export.options import FORMATS
@@ -92,10 +99,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=[],
         help="field.path=value, applied after parsing (repeatable).",
     )
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"On an error, print its traceback too (also {cli.DEBUG_ENV}=1).",
+    )
     args = parser.parse_args(argv)
     args.format = _split(args.format) or None
     args.quantize = _split(args.quantize) or ["none"]
     args.float_scopes = _split(args.float_scopes)
+    for name in args.format or ():
+        if name not in FORMATS:
+            parser.error(f"--format {name!r}: use one of {', '.join(FORMATS)}.")
     for mode in args.quantize:
         if mode not in QUANTIZE_MODES:
             parser.error(
@@ -106,40 +121,50 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return args
 
 
+def _load_config(args: argparse.Namespace):
+    """The config, with every unset ``${VAR}`` left as it is: data paths do
+    not matter unless int8 calibration reads the training files, which then
+    names the unset variable (``exporter.training_images``)."""
+    from remax_tf.config import load_config
+    from remax_tf.config.shipped import read_config_text
+
+    try:
+        text = read_config_text(args.config_file)
+    except OSError:
+        text = ""  # load_config names the missing file.
+    names = set(_PLACEHOLDER.findall(text))
+    environ = dict(os.environ)
+    for name in names:
+        environ.setdefault(name, "${%s}" % name)
+    return load_config(
+        args.config_file, args.config_override, environ=environ, validate=False
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    # Refused before TensorFlow loads and the model is built.
+    atomic.check_output_dir(args.output_dir)
+    from remax_tf.export.exporter import export_checkpoint
+
+    result = export_checkpoint(
+        _load_config(args),
+        args.checkpoint,
+        args.output_dir,
+        formats=args.format,
+        quantize=args.quantize,
+        tflite_input_size=args.input_size,
+        calibration_steps=args.calibration_steps,
+        float_scopes=args.float_scopes,
+    )
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     cli.quiet_tensorflow()
-    from remax_tf.config import ConfigError
-    from remax_tf.config import load_config
-    from remax_tf.config.shipped import read_config_text
-    from remax_tf.export.exporter import export_checkpoint
-
-    try:
-        names = set(_PLACEHOLDER.findall(read_config_text(args.config_file)))
-        # Unset placeholders (data paths) do not matter unless int8 calibration
-        # reads the training files, which then reports the unmatched pattern.
-        environ = dict(os.environ)
-        for name in names:
-            environ.setdefault(name, "")
-        config = load_config(
-            args.config_file, args.config_override, environ=environ, validate=False
-        )
-        result = export_checkpoint(
-            config,
-            args.checkpoint,
-            args.output_dir,
-            formats=args.format,
-            quantize=args.quantize,
-            tflite_input_size=args.input_size,
-            calibration_steps=args.calibration_steps,
-            float_scopes=args.float_scopes,
-        )
-    except (ConfigError, OSError, ValueError) as e:
-        # ModelFileError (no checkpoint) and restore mismatches are ValueErrors.
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 1
-    print(json.dumps(result, indent=2, sort_keys=True))
-    return 0
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_export, args, debug=debug)
 
 
 def run() -> None:

@@ -12,11 +12,17 @@ Output directory layout::
     DIR/tflite/model_fp32.tflite  (and model_fp16 / model_dynamic / model_int8
                                    + postprocess.tflite)
     DIR/metadata.json             classes, label divisor, sizes, files, op lists
+
+An export is written whole or not at all: into a temporary sibling of DIR
+(:func:`remax_tf.atomic.staged_output_dir`) that replaces the earlier export
+only when every file is written, so a failed export never leaves a half
+model (a ``saved_model/`` without ``metadata.json``) or mixes two exports.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 from typing import Dict
 from typing import Iterable
@@ -27,10 +33,14 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from remax_tf import atomic
+from remax_tf.config import ConfigError
 from remax_tf.export import tflite as tflite_lib
 from remax_tf.export.options import FORMATS
 from remax_tf.export.options import SAVED_MODEL
 from remax_tf.export.options import TFLITE
+from remax_tf.export.saved_model import METADATA_FILE
+from remax_tf.export.saved_model import SAVED_MODEL_DIR
 from remax_tf.export.saved_model import ServingModule
 from remax_tf.export.saved_model import build_serving_module
 from remax_tf.export.saved_model import eval_preprocess_config
@@ -38,9 +48,17 @@ from remax_tf.export.saved_model import export_descriptor
 from remax_tf.export.saved_model import export_saved_model
 from remax_tf.export.saved_model import metadata
 from remax_tf.export.saved_model import write_metadata
+from remax_tf.inference.model_files import ModelFileError
+from remax_tf.inference.model_files import find_checkpoint
+from remax_tf.inference.model_files import without_initial_weights
 from remax_tf.protos import config_pb2
 
 TFLITE_DIR = "tflite"
+# What an export folder holds: an earlier export of these alone is replaced
+# as a whole; metadata.json, written last, marks a complete export.
+EXPORT_ENTRIES = (SAVED_MODEL_DIR, TFLITE_DIR, METADATA_FILE)
+# A ``${VAR}`` the command line left in the config because VAR is unset.
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Backbones whose models are small enough for phones; their exports add the
 # fp32 TFLite file by default (ReMaX-T / ReMaX-S and the demo models).
 MOBILE_BACKBONE_PREFIX = "kmax_mobilenet"
@@ -75,11 +93,18 @@ def training_images(
 
     patterns = list(config.train_dataset_options.file_pattern)
     if not patterns:
-        raise ValueError(
+        raise ConfigError(
             "int8 calibration reads training images: set "
             "train_dataset_options.file_pattern in the config."
         )
-    files = list_files(patterns)
+    _check_placeholders_set(patterns)
+    try:
+        files = list_files(patterns)
+    except FileNotFoundError as e:
+        raise ConfigError(
+            f"int8 calibration reads training images: {e} Or use another "
+            "--quantize than int8 (none, fp16, dynamic need no data)."
+        ) from e
     size = tf.constant([int(s) for s in input_size], tf.int32)
 
     def images():
@@ -91,6 +116,21 @@ def training_images(
             yield np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
 
     return images
+
+
+def _check_placeholders_set(patterns: Sequence[str]) -> None:
+    """Raises naming the environment variable of an unset ``${VAR}`` left in
+    a file pattern (``python -m remax_tf.export`` keeps them)."""
+    for pattern in patterns:
+        names = _PLACEHOLDER.findall(pattern)
+        if names:
+            raise ConfigError(
+                f"{names[0]} is not set; config field "
+                f"train_dataset_options.file_pattern = {pattern!r} needs it for "
+                f"int8 calibration (it reads training images). Fix: export "
+                f"{names[0]}=<folder> (the folder of the TFRecords), or use "
+                "--quantize none (or fp16 / dynamic), which reads no data."
+            )
 
 
 def export_from_config(
@@ -128,34 +168,44 @@ def export_from_config(
     formats = check_formats(formats or default_formats(config))
     for mode in quantize:
         tflite_lib.check_quantize(mode)
+    atomic.check_output_dir(output_dir)
     descriptor = export_descriptor(config)
     module = build_serving_module(config, model, descriptor)
     info = metadata(config, descriptor, module)
     result: Dict[str, Any] = {
         "num_inference_parameters": info["num_inference_parameters"]
     }
-    tf.io.gfile.makedirs(output_dir)
-    if SAVED_MODEL in formats:
-        result[SAVED_MODEL] = export_saved_model(module, output_dir)
-    if TFLITE in formats:
-        input_size = tuple(tflite_input_size or module.crop_size)
-        if tflite_lib.INT8 in quantize and representative_images is None:
-            representative_images = training_images(config, input_size)
-        files = write_tflite(
-            module,
-            os.path.join(output_dir, TFLITE_DIR),
-            input_size,
-            quantize,
-            representative_images=representative_images,
-            calibration_steps=calibration_steps,
-            float_scopes=float_scopes,
+    input_size = tuple(tflite_input_size or module.crop_size)
+    if TFLITE in formats and tflite_lib.INT8 in quantize:
+        # Before anything is written: a missing data folder fails at once.
+        representative_images = representative_images or training_images(
+            config, input_size
         )
-        result[TFLITE] = {name: path for name, (path, _) in files.items()}
-        result["tflite_ops"] = {name: ops for name, (_, ops) in files.items()}
-        info["tflite_input_size"] = list(input_size)
-        info["tflite_files"] = sorted(files)
-        info["tflite_ops"] = result["tflite_ops"]
-    result["metadata"] = write_metadata(info, output_dir)
+    with atomic.staged_output_dir(
+        output_dir, lambda name: name in EXPORT_ENTRIES, last=(METADATA_FILE,)
+    ) as staging:
+        if SAVED_MODEL in formats:
+            export_saved_model(module, staging)
+            result[SAVED_MODEL] = os.path.join(output_dir, SAVED_MODEL_DIR)
+        if TFLITE in formats:
+            files = write_tflite(
+                module,
+                os.path.join(staging, TFLITE_DIR),
+                input_size,
+                quantize,
+                representative_images=representative_images,
+                calibration_steps=calibration_steps,
+                float_scopes=float_scopes,
+            )
+            result[TFLITE] = {
+                name: os.path.join(output_dir, TFLITE_DIR, name) for name in files
+            }
+            result["tflite_ops"] = {name: ops for name, (_, ops) in files.items()}
+            info["tflite_input_size"] = list(input_size)
+            info["tflite_files"] = sorted(files)
+            info["tflite_ops"] = result["tflite_ops"]
+        write_metadata(info, staging)
+    result["metadata"] = os.path.join(output_dir, METADATA_FILE)
     return result
 
 
@@ -205,19 +255,32 @@ def export_checkpoint(
     Every inference variable must be in the checkpoint (a partial export
     would serve initial weights silently); training-only items are skipped.
     Keyword arguments go to :func:`export_from_config`.
+
+    Raises:
+      ModelFileError: no checkpoint at ``checkpoint``, or one of another
+        config's model.
+      OutputPathError: ``output_dir`` cannot be written.
     """
-    from remax_tf.inference.model_files import find_checkpoint
     from remax_tf.model import build_model
     from remax_tf.model.checkpoint_restore import restore_items
 
+    atomic.check_output_dir(output_dir)
     checkpoint = find_checkpoint(checkpoint, config.experiment_name, "--checkpoint")
+    # The checkpoint replaces the initial weights: they are not read.
+    config = without_initial_weights(config)
     descriptor = export_descriptor(config)
     model = build_model(config, descriptor)
     crop = eval_preprocess_config(config, descriptor).crop_size
     model(tf.zeros([1] + list(crop) + [3]), training=False)
-    report = restore_items(model.checkpoint_items, checkpoint, what="--checkpoint")
+    try:
+        report = restore_items(model.checkpoint_items, checkpoint, what="--checkpoint")
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelFileError(
+            f"{e} Fix: export the checkpoint with the --config_file (and "
+            "--config_override flags) that trained it."
+        ) from e
     if report.missing:
-        raise ValueError(
+        raise ModelFileError(
             f"--checkpoint {report.checkpoint} lacks {len(report.missing)} "
             f"inference variables of this config's model, e.g. "
             f"{list(report.missing[:5])}; export the checkpoint with the config "

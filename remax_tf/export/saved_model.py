@@ -14,9 +14,14 @@ graph, exactly what evaluation runs:
    map has the input image's size.
 
 Its thin wrappers are the SavedModel signatures: ``serving_default`` takes
-one uint8 image [H, W, 3] of any size, ``serve_batch`` a batch of same-sized
-images [B, H, W, 3]. The TFLite export (:mod:`remax_tf.export.tflite`) traces
-the same ``serve`` at a fixed input size.
+one uint8 image [H, W, C] of any size, ``serve_batch`` a batch of same-sized
+images [B, H, W, C]. As ``remax_tf.predict`` reads image files, C may be 3
+(RGB), 1 (grey, repeated to RGB) or 4 (RGBA, alpha dropped). Any other rank
+or channel count fails with an ``InvalidArgumentError`` naming the expected
+shape and the shape given (SavedModel signatures do not check shapes
+themselves; a wrong dtype is refused by TensorFlow, naming uint8). The
+TFLite export (:mod:`remax_tf.export.tflite`) traces the same ``serve`` at a
+fixed [1, H, W, 3] input size, without these checks.
 
 The module tracks only the model's inference variables (the SavedModel
 therefore holds nothing training-only); the Keras model itself is not saved,
@@ -55,6 +60,41 @@ RAW_OUTPUT_KEYS = (
     common.PRED_TRANSFORMER_CLASS_LOGITS_KEY,
 )
 OUTPUT_KEYS = tuple(MAP_KEYS) + RAW_OUTPUT_KEYS
+# Input channels the signatures take (RGB, grey, RGBA) and the channel index
+# each of the three RGB channels is read from.
+_GREY_CHANNELS = 1
+_INPUT_CHANNELS = (3, _GREY_CHANNELS, 4)
+_GREY_TO_RGB = (0, 0, 0)
+_RGB = (0, 1, 2)
+
+
+def as_rgb(images: tf.Tensor, rank: int, signature: str, expected: str) -> tf.Tensor:
+    """``images`` checked to have ``rank`` and 1, 3 or 4 channels, as RGB.
+
+    Grey is repeated to RGB and the alpha of RGBA dropped, as
+    ``remax_tf.inference.images.load_image`` does. The checks run in the
+    graph before anything reads ``images``: a wrong shape fails with an
+    ``InvalidArgumentError`` saying ``<signature> expects <expected>; got
+    shape [...]`` instead of an error deep inside the model.
+    """
+    shape = tf.shape(images)
+    # The last dimension, or 0 (refused) for a scalar.
+    channels = tf.concat([[0], shape], 0)[-1]
+    good_channels = tf.reduce_any(tf.equal(channels, _INPUT_CHANNELS))
+    check = tf.debugging.Assert(
+        tf.logical_and(tf.equal(tf.size(shape), rank), good_channels),
+        [
+            f"{signature} expects {expected} (or 1 grey / 4 RGBA channels); got shape",
+            shape,
+        ],
+        summarize=8,
+        name=f"{signature}_input_check",
+    )
+    with tf.control_dependencies([check]):
+        images = tf.ensure_shape(images, [None] * rank)
+    index = tf.where(tf.equal(channels, _GREY_CHANNELS), _GREY_TO_RGB, _RGB)
+    rgb = tf.gather(images, index, axis=rank - 1)
+    return tf.ensure_shape(rgb, [None] * (rank - 1) + [3])
 
 
 def _eval_dataset_options(config: config_pb2.ExperimentOptions):
@@ -217,22 +257,31 @@ class ServingModule(tf.Module):
         return outputs
 
     def serve_image(self, image: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """``serving_default``: one [H, W, 3] uint8 image, outputs unbatched."""
+        """``serving_default``: one [H, W, C] uint8 image (C = 3, 1 or 4; see
+        :func:`as_rgb`), outputs unbatched."""
+        image = as_rgb(image, 3, SERVING_DEFAULT, "one uint8 image [height, width, 3]")
         return {key: value[0] for key, value in self.serve(image[None]).items()}
 
     def serve_batch(self, images: tf.Tensor) -> Dict[str, tf.Tensor]:
-        """``serve_batch``: [B, H, W, 3] uint8 images of one size."""
+        """``serve_batch``: [B, H, W, C] uint8 images of one size."""
+        images = as_rgb(
+            images, 4, SERVE_BATCH, "uint8 images [batch, height, width, 3]"
+        )
         return self.serve(images)
 
     def signatures(self) -> Dict[str, Any]:
-        """The SavedModel signatures (concrete functions of the wrappers)."""
+        """The SavedModel signatures (concrete functions of the wrappers).
+
+        Their inputs have an unknown rank: TensorFlow would not check a
+        declared shape, and graph optimisation would trust it, so the checks
+        of :func:`as_rgb` need the true rank at run time.
+        """
         return {
             SERVING_DEFAULT: _trace(
-                self.serve_image, tf.TensorSpec([None, None, 3], tf.uint8, "image")
+                self.serve_image, tf.TensorSpec(None, tf.uint8, "image")
             ),
             SERVE_BATCH: _trace(
-                self.serve_batch,
-                tf.TensorSpec([None, None, None, 3], tf.uint8, "images"),
+                self.serve_batch, tf.TensorSpec(None, tf.uint8, "images")
             ),
         }
 

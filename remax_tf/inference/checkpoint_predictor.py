@@ -56,7 +56,7 @@ class CheckpointPredictor(Predictor):
         from remax_tf.model.checkpoint_restore import restore_items
 
         prefix = model_files.find_checkpoint(checkpoint, config.experiment_name)
-        config = _inference_config(config)
+        config = model_files.without_initial_weights(config)
         descriptor = descriptor or serving.export_descriptor(config)
         super().__init__(prefix, descriptor)
         crop_size = serving.eval_preprocess_config(config, descriptor).crop_size
@@ -94,16 +94,3 @@ class CheckpointPredictor(Predictor):
     def __call__(self, image: np.ndarray) -> Dict[str, np.ndarray]:
         outputs = self.serving_function(tf.constant(check_image(image)))
         return select_outputs({k: v.numpy() for k, v in outputs.items()}, self.source)
-
-
-def _inference_config(
-    config: config_pb2.ExperimentOptions,
-) -> config_pb2.ExperimentOptions:
-    """A copy without the initial weights: the checkpoint replaces them, so
-    building the model must not read (or need) backbone or initial
-    checkpoints."""
-    result = config_pb2.ExperimentOptions()
-    result.CopyFrom(config)
-    result.model_options.backbone.pretrained_weights = ""
-    result.model_options.initial_checkpoint = ""
-    return result

@@ -23,6 +23,7 @@ from typing import Optional
 from remax_tf.data import datasets
 from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.errors import RemaxError
+from remax_tf.protos import config_pb2
 
 CHECKPOINT = "checkpoint"
 SAVED_MODEL = "saved_model"
@@ -119,6 +120,19 @@ def find_checkpoint(path: str, experiment_name: str = "", what: str = "--model")
         "trainer's --model_dir, the directory of the run (model_dir/<experiment_name>) "
         "or a ckpt-N prefix."
     )
+
+
+def without_initial_weights(
+    config: config_pb2.ExperimentOptions,
+) -> config_pb2.ExperimentOptions:
+    """A copy of ``config`` without the initial weights: a checkpoint being
+    restored replaces them, so building the model must not read (or need)
+    the backbone's or the initial checkpoint."""
+    result = config_pb2.ExperimentOptions()
+    result.CopyFrom(config)
+    result.model_options.backbone.pretrained_weights = ""
+    result.model_options.initial_checkpoint = ""
+    return result
 
 
 def find_saved_model(path: str) -> str:
