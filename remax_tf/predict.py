@@ -27,9 +27,15 @@ whose ids are the PNG's ids). See docs/inference.md.
 
 An unreadable image is skipped with a message naming it (``--on_error skip``,
 the default; the exit status is then 0 unless no image succeeded) or stops
-the run (``--on_error fail``, exit status 1). An output directory that
-already holds predictions is refused unless ``--overwrite`` (which deletes
-them first, so that no stale file stays next to the new ``predictions.json``).
+the run (``--on_error fail``, exit status 1, nothing written). An output
+directory that already holds predictions is refused unless ``--overwrite``
+(which replaces them, so that no stale file stays next to the new
+``predictions.json``). The outputs are written whole or not at all: into a
+temporary sibling folder moved into place at the end (``remax_tf.atomic``).
+
+Expected failures (no model, an image that matches nothing, an output
+folder that cannot be written) print one ``error: ...`` line and exit with
+status 1; ``--debug`` (or ``REMAX_TF_DEBUG=1``) also prints the traceback.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from typing import TextIO
 from typing import Tuple
 from typing import Union
 
+from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.errors import RemaxError
 
@@ -70,6 +77,13 @@ class PredictError(RemaxError, RuntimeError):
     the output directory holds earlier predictions."""
 
 
+def is_prediction_file(name: str) -> bool:
+    """A file name that an earlier run of :func:`predict_images` writes."""
+    return name in (COCO_JSON, SEGMENTS_JSON) or name.endswith(
+        (PANOPTIC_SUFFIX, OVERLAY_SUFFIX)
+    )
+
+
 def previous_outputs(output_dir: str) -> List[str]:
     """The files of an earlier prediction run in ``output_dir``: the two JSON
     files and the ``*_panoptic.png`` / ``*_overlay.png`` pictures."""
@@ -78,8 +92,7 @@ def previous_outputs(output_dir: str) -> List[str]:
     return sorted(
         os.path.join(output_dir, name)
         for name in os.listdir(output_dir)
-        if name in (COCO_JSON, SEGMENTS_JSON)
-        or name.endswith((PANOPTIC_SUFFIX, OVERLAY_SUFFIX))
+        if is_prediction_file(name)
     )
 
 
@@ -87,15 +100,18 @@ def check_output_dir(output_dir: str, overwrite: bool = False) -> List[str]:
     """The earlier predictions in ``output_dir`` (:func:`previous_outputs`).
 
     Raises:
-      PredictError: there are some and not ``overwrite``.
+      OutputPathError: ``output_dir`` cannot be created or written
+        (:func:`remax_tf.atomic.check_output_dir`).
+      PredictError: there are earlier predictions and not ``overwrite``.
     """
+    atomic.check_output_dir(output_dir)
     previous = previous_outputs(output_dir)
     if previous and not overwrite:
         raise PredictError(
             f"--output_dir {output_dir} already holds predictions ({len(previous)} "
             f"files, e.g. {os.path.basename(previous[0])}); the new files would be "
             "mixed with them. Fix: choose another --output_dir, or pass "
-            "--overwrite to delete them first."
+            "--overwrite to replace them."
         )
     return previous
 
@@ -263,17 +279,23 @@ def predict_images(
 ) -> PredictSummary:
     """Predicts every image and writes the PNGs and the two JSON files.
 
+    The files are written whole or not at all: into a temporary sibling of
+    ``output_dir`` that is moved into place when every image is done
+    (:func:`remax_tf.atomic.staged_output_dir`), with ``predictions.json``
+    last. A run that fails leaves ``output_dir`` as it was.
+
     Args:
       predictor: From :func:`remax_tf.inference.load_predictor`.
       image_paths: Input files.
       output_dir: Created if needed; must not hold earlier predictions unless
-        ``overwrite`` (see :func:`prepare_output_dir`).
+        ``overwrite`` (see :func:`check_output_dir`).
       on_error: "skip": an image that cannot be read or predicted is left
         out with a message on ``stream``; "fail": raise.
       overlay: Write the ``*_overlay.png`` pictures.
       progress: Show a progress bar on ``stream``.
       stream: Where progress and messages go (default: stderr).
-      overwrite: Delete earlier predictions in ``output_dir`` first.
+      overwrite: Replace earlier predictions in ``output_dir`` (other files
+        there are left alone).
 
     Returns:
       The :class:`PredictSummary`.
@@ -281,7 +303,44 @@ def predict_images(
     Raises:
       PredictError: with ``on_error="fail"``, naming the image; earlier
         predictions in ``output_dir`` without ``overwrite``.
+      OutputPathError: ``output_dir`` cannot be created or written.
     """
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(
+            f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}."
+        )
+    check_output_dir(output_dir, overwrite)
+    summary = PredictSummary(output_dir=output_dir)
+    start = time.time()
+    with atomic.staged_output_dir(
+        output_dir, is_prediction_file, last=(SEGMENTS_JSON, COCO_JSON)
+    ) as staging:
+        _predict_into(
+            staging,
+            predictor,
+            image_paths,
+            summary,
+            on_error=on_error,
+            overlay=overlay,
+            progress=progress,
+            stream=sys.stderr if stream is None else stream,
+        )
+    summary.seconds = time.time() - start
+    return summary
+
+
+def _predict_into(
+    directory: str,
+    predictor: "Predictor",
+    image_paths: Sequence[str],
+    summary: PredictSummary,
+    *,
+    on_error: str,
+    overlay: bool,
+    progress: bool,
+    stream: TextIO,
+) -> None:
+    """:func:`predict_images` writing into ``directory``; fills ``summary``."""
     import tensorflow as tf
 
     from remax_tf import common
@@ -291,24 +350,16 @@ def predict_images(
     from remax_tf.inference.images import ImageReadError
     from remax_tf.inference.images import load_image
 
-    if on_error not in ON_ERROR_CHOICES:
-        raise ValueError(
-            f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}."
-        )
-    stream = sys.stderr if stream is None else stream
     descriptor = predictor.descriptor
-    prepare_output_dir(output_dir, overwrite)
     writer = CocoPanopticWriter(
-        output_dir,
-        os.path.join(output_dir, COCO_JSON),
+        directory,
+        os.path.join(directory, COCO_JSON),
         descriptor,
         categories=coco_categories(descriptor),
     )
     names = output_names(image_paths)
     ids = dict(zip(image_paths, image_ids([names[p] for p in image_paths])))
-    summary = PredictSummary(output_dir=output_dir)
     entries = []
-    start = time.time()
     for path in _progress(image_paths, progress, stream):
         try:
             image = load_image(path)
@@ -316,7 +367,11 @@ def predict_images(
         except (ImageReadError, ValueError, tf.errors.OpError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             if on_error == "fail":
-                raise PredictError(f"{path}: {reason}") from e
+                raise PredictError(
+                    f"{path}: {reason} (nothing was written to "
+                    f"{summary.output_dir}). Fix: remove or repair the image, or "
+                    "pass --on_error skip."
+                ) from e
             print(f"[predict] skipping {path}: {reason}", file=stream, flush=True)
             summary.skipped.append((path, reason))
             continue
@@ -330,7 +385,7 @@ def predict_images(
         )
         if overlay:
             visualization.save_png(
-                os.path.join(output_dir, name + OVERLAY_SUFFIX),
+                os.path.join(directory, name + OVERLAY_SUFFIX),
                 visualization.overlay(image, panoptic, descriptor),
             )
         entries.append(
@@ -339,7 +394,7 @@ def predict_images(
         summary.predicted.append(path)
     writer.close()
     write_json_atomic(
-        os.path.join(output_dir, SEGMENTS_JSON),
+        os.path.join(directory, SEGMENTS_JSON),
         {
             "model": predictor.describe(),
             "dataset": descriptor.name,
@@ -348,8 +403,6 @@ def predict_images(
             "skipped": [{"image": p, "error": r} for p, r in summary.skipped],
         },
     )
-    summary.seconds = time.time() - start
-    return summary
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -421,49 +474,50 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         default=True,
         help="progress bar on stderr (default: yes)",
     )
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parse_args(argv)
-    cli.quiet_tensorflow()
-    from remax_tf.config import ConfigError
+def _predict(args: argparse.Namespace) -> int:
     from remax_tf.inference.images import list_images
     from remax_tf.inference.model_files import ModelFileError
     from remax_tf.inference.predictor import load_predictor
 
+    # Refused before the model loads.
+    check_output_dir(args.output_dir, args.overwrite)
+    paths = list_images(args.images)
     try:
-        # Refused before the model loads; deleted only when predicting starts.
-        check_output_dir(args.output_dir, args.overwrite)
-        paths = list_images(args.images)
         predictor = load_predictor(
             args.model,
             config_file=args.config_file,
             config_overrides=args.config_override,
             dataset=args.dataset,
         )
-        print(f"[predict] model: {predictor.describe()}", file=sys.stderr, flush=True)
-        summary = predict_images(
-            predictor,
-            paths,
-            args.output_dir,
-            on_error=args.on_error,
-            overlay=args.overlay,
-            progress=args.progress,
-            overwrite=args.overwrite,
-        )
-    except (
-        ConfigError,
-        FileNotFoundError,
-        KeyError,
-        ModelFileError,
-        PredictError,
-    ) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        return 1
+    except KeyError as e:  # An unknown --dataset name.
+        raise ModelFileError(e.args[0] if e.args else str(e)) from e
+    print(f"[predict] model: {predictor.describe()}", file=sys.stderr, flush=True)
+    summary = predict_images(
+        predictor,
+        paths,
+        args.output_dir,
+        on_error=args.on_error,
+        overlay=args.overlay,
+        progress=args.progress,
+        overwrite=args.overwrite,
+    )
     print(summary.describe(), file=sys.stderr, flush=True)
     return 0 if summary.predicted or not summary.skipped else 1
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parse_args(argv)
+    cli.quiet_tensorflow()
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_predict, args, debug=debug)
 
 
 def run() -> None:

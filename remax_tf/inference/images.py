@@ -44,6 +44,10 @@ class ImageReadError(RemaxError, ValueError):
     """An input image that cannot be read; the message names the file."""
 
 
+class NoImagesError(RemaxError, FileNotFoundError):
+    """An ``--images`` pattern that matches no image file."""
+
+
 def list_images(patterns: Sequence[str]) -> List[str]:
     """The files matching ``patterns`` (globs, files or directories), sorted.
 
@@ -51,7 +55,7 @@ def list_images(patterns: Sequence[str]) -> List[str]:
     recurses. A path given twice is listed once.
 
     Raises:
-      FileNotFoundError: a pattern matches nothing, or nothing at all is found.
+      NoImagesError: a pattern matches nothing (a FileNotFoundError).
     """
     found = set()
     for pattern in patterns:
@@ -66,7 +70,7 @@ def list_images(patterns: Sequence[str]) -> List[str]:
                 p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)
             ]
         if not matches:
-            raise FileNotFoundError(
+            raise NoImagesError(
                 f"--images {pattern!r} matches no image file. Fix: quote the glob "
                 "(e.g. --images 'photos/*.jpg') and check the path; a directory "
                 f"stands for its files ending in {', '.join(IMAGE_EXTENSIONS)}."
