@@ -10,6 +10,12 @@
 ``checkpoint`` file (the forms ``remax-export --checkpoint`` and
 ``remax-predict --model`` take). ``--config_override field.path=value``
 (repeatable) changes one field.
+
+A training run records its config in the model_dir; resuming with other
+training settings stops unless ``--allow_config_change``. Expected failures
+(bad config, data that does not fit it, a damaged TFRecord, a model_dir that
+does not match) print one ``error: ...`` message and exit with status 1;
+``--debug`` (or ``REMAX_TF_DEBUG=1``) also prints the traceback.
 """
 
 import sys
@@ -42,12 +48,31 @@ flags.DEFINE_multi_string(
     "field.path=value, applied after "
     "loading, e.g. trainer_options.solver_options.base_learning_rate=0.01",
 )
+flags.DEFINE_boolean(
+    "allow_config_change",
+    False,
+    "Resume training in a model_dir whose recorded config (config.textproto) "
+    "differs in training settings (learning rate, seed, dataset, ...); the new "
+    "config is then recorded. Without it such a resume stops with the list of "
+    "differing fields.",
+)
+flags.DEFINE_boolean(
+    "debug",
+    False,
+    "Print the traceback of expected failures too (also REMAX_TF_DEBUG=1).",
+)
 flags.mark_flags_as_required(["config_file", "model_dir"])
 FLAGS = flags.FLAGS
 
 
 def main(argv) -> int:
-    """absl main: runs ``--mode``; returns the exit status."""
+    """absl main: runs ``--mode``; returns the exit status (1 with one
+    ``error:`` line for an expected failure)."""
+    debug = FLAGS.debug or cli.debug_requested([])
+    return cli.report_errors(_main, argv, debug=debug)
+
+
+def _main(argv) -> int:
     if len(argv) > 1:
         print(
             f"error: unexpected arguments {argv[1:]}; every option is a --flag "
@@ -61,20 +86,18 @@ def main(argv) -> int:
     # prints every loss dict there) only with --verbosity=0 or higher.
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    from remax_tf.config import ConfigError
     from remax_tf.config import load_config
-    from remax_tf.training import NonFiniteLossError
-    from remax_tf.training import TrainingSetupError
     from remax_tf.training import run_experiment
 
-    try:
-        config = load_config(FLAGS.config_file, FLAGS.config_override)
-        result = run_experiment(
-            FLAGS.mode, config, FLAGS.model_dir, FLAGS.master, FLAGS.num_gpus
-        )
-    except (ConfigError, TrainingSetupError, NonFiniteLossError) as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        return 1
+    config = load_config(FLAGS.config_file, FLAGS.config_override)
+    result = run_experiment(
+        FLAGS.mode,
+        config,
+        FLAGS.model_dir,
+        FLAGS.master,
+        FLAGS.num_gpus,
+        allow_config_change=FLAGS.allow_config_change,
+    )
     summary = {
         k: result[k] for k in ("model_dir", "global_step", "export") if k in result
     }

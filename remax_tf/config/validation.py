@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from typing import List
+from typing import Optional
+from typing import Tuple
 
 from remax_tf.config import resolved
 from remax_tf.config.errors import ConfigError
@@ -34,6 +36,46 @@ def _check_crop(problems: List[str], field: str, crop) -> None:
             return
 
 
+def _resize_pair(values) -> Optional[Tuple[int, int]]:
+    """DeepLab2's resize spec: [] or 0 -> None, [v] -> (v, v), [h, w]."""
+    values = [int(v) for v in values]
+    if len(values) == 1:
+        values = values * 2
+    if len(values) != 2 or min(values) <= 0:
+        return None
+    return values[0], values[1]
+
+
+def _check_resize(problems: List[str], prefix: str, options) -> None:
+    """Refuses what the input pipeline cannot do: DeepLab2 resizes an image so
+    that no side exceeds max_resize_value, then pads it to crop_size (and, when
+    training, takes a random crop_size window); a resized side larger than the
+    crop cannot be padded into it. A min_resize_value above the crop alone is
+    fine (max_resize_value, or the crop at evaluation, caps the size)."""
+    crop = list(options.crop_size)
+    for field in ("min_resize_value", "max_resize_value"):
+        values = list(getattr(options, field))
+        if len(values) > 2:
+            problems.append(
+                f"{prefix}.{field} = {values}: give one or two values (height, "
+                "width), or 0 for no resizing."
+            )
+            return
+    limit = _resize_pair(options.max_resize_value)
+    if limit is None or len(crop) != 2:
+        return
+    if limit[0] > crop[0] or limit[1] > crop[1]:
+        problems.append(
+            f"{prefix}.max_resize_value = {list(options.max_resize_value)} exceeds "
+            f"{prefix}.crop_size = {crop}: images resized up to {list(limit)} "
+            f"cannot be padded into the {crop} crop. Fix: lower {prefix}."
+            f"max_resize_value (and min_resize_value) to at most the crop, e.g. "
+            f"{min(crop)} (python -m remax_tf.config.small_crop {min(crop)} prints "
+            "consistent crop and resize overrides), or to 0 for no resizing; or "
+            "raise crop_size."
+        )
+
+
 def _check_dataset(
     problems: List[str],
     prefix: str,
@@ -49,6 +91,7 @@ def _check_dataset(
                 f"{str(e).strip(chr(34) + chr(39))}"
             )
     _check_crop(problems, f"{prefix}.crop_size", options.crop_size)
+    _check_resize(problems, prefix, options)
     if options.batch_size < 1 or options.batch_size % num_replicas:
         problems.append(
             f"{prefix}.batch_size = {options.batch_size}: the global batch must "

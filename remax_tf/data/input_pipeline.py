@@ -69,8 +69,11 @@ def check_not_empty(files: Sequence[str], patterns: Sequence[str]) -> None:
     """Raises if no file holds a record: a repeated empty stream would make the
     training loop wait forever instead of failing."""
     for path in files:
-        for _ in tf.data.TFRecordDataset(path).take(1):
-            return
+        try:
+            for _ in tf.data.TFRecordDataset(path).take(1):
+                return
+        except tf.errors.DataLossError as e:
+            raise tfrecord.corrupt_file_error([path], e, path) from e
     raise ValueError(
         f"file_pattern {list(patterns)} matches {len(files)} file(s) but none holds "
         "an example (empty or interrupted shards?). Fix: rebuild the TFRecords."
@@ -241,6 +244,7 @@ def build_dataset(
       FileNotFoundError: a file pattern matches nothing.
       KeyError: unknown dataset.
       ValueError: invalid options.
+      DataError: the first record of a file cannot be read (damaged file).
     """
     if not dataset_options.dataset:
         raise ValueError(

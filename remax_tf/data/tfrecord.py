@@ -3,23 +3,36 @@
 Writing is atomic per shard: a shard is written under a temporary name and
 renamed when complete, so an interrupted conversion never leaves a file that
 looks like a finished shard.
+
+Reading a damaged file (cut in the middle of a record, or a record whose
+checksum fails) stops training or evaluation: :func:`corrupt_file_error`
+finds the file and the byte offset and turns TensorFlow's ``DataLossError``
+into a :class:`~remax_tf.errors.DataError`. The run stops rather than skipping
+the rest of the file, because skipping would silently train on a subset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from typing import Dict
 from typing import Iterable
 from typing import List
 from typing import Optional
+from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from remax_tf import common
+from remax_tf.errors import DataError
 
 SHARD_PATTERN = "{split}-{index:05d}-of-{count:05d}.tfrecord"
 _TMP_SUFFIX = ".incomplete"
+# TensorFlow's record reader: "truncated record at N" (the file ends inside
+# the record that starts at byte N) or "corrupted record at N" (checksum).
+_BAD_RECORD = re.compile(r"(truncated|corrupted) record at (\d+)")
 
 
 def _bytes(value: bytes) -> tf.train.Feature:
@@ -156,3 +169,85 @@ def read_examples(pattern: str) -> List[Dict[str, np.ndarray]]:
         parsed = parse_example(record)
         out.append({k: v.numpy() for k, v in parsed.items()})
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class CorruptRecord:
+    """Where a TFRecord file stops being readable."""
+
+    path: str
+    kind: str  # "truncated" or "corrupted"; "unreadable" when TF gives no offset
+    offset: int  # byte offset of the bad record; -1 when unknown
+    size: int  # file size in bytes
+    detail: str  # TensorFlow's message, first line
+
+    def describe(self) -> str:
+        """What is wrong, without the path."""
+        where = f" at byte {self.offset}" if self.offset >= 0 else ""
+        if self.kind == "truncated":
+            return (
+                f"the file ends inside the record that starts{where} (file size "
+                f"{self.size} bytes): an interrupted write, copy or download"
+            )
+        if self.kind == "corrupted":
+            return f"the record{where} fails its checksum (file size {self.size} bytes)"
+        return f"unreadable ({self.detail})"
+
+
+def _data_loss_detail(error: tf.errors.DataLossError) -> str:
+    message = (error.message or str(error)).strip()
+    match = _BAD_RECORD.search(message)
+    return match.group(0) if match else message.splitlines()[0][:200]
+
+
+def find_corrupt_record(files: Sequence[str]) -> Optional[CorruptRecord]:
+    """Reads ``files`` one by one to the end (in C++, no parsing) and returns
+    the first that cannot be read, or None. Costs a pass over the data: call
+    it only after a ``DataLossError``."""
+    for path in files:
+        try:
+            tf.data.TFRecordDataset(path).reduce(
+                tf.constant(0, tf.int64), lambda count, _: count + 1
+            )
+        except tf.errors.DataLossError as e:
+            detail = _data_loss_detail(e)
+            match = _BAD_RECORD.search(detail)
+            return CorruptRecord(
+                path=path,
+                kind=match.group(1) if match else "unreadable",
+                offset=int(match.group(2)) if match else -1,
+                size=tf.io.gfile.stat(path).length,
+                detail=detail,
+            )
+    return None
+
+
+def damaged_file_error(
+    source: str,
+    bad: Optional[CorruptRecord],
+    error: tf.errors.DataLossError,
+    num_files: int,
+) -> DataError:
+    """The :class:`DataError` for ``error`` met while reading the
+    ``num_files`` files of ``source`` (a config field or a path), ``bad`` the
+    damaged file found among them (None: none fails when read alone)."""
+    if bad is None:
+        problem = (
+            f"{source}: reading failed ({_data_loss_detail(error)}), yet none of its "
+            f"{num_files} file(s) fails when read alone"
+        )
+    else:
+        where = "" if source == bad.path else f"{source}: "
+        problem = f"{where}the TFRecord file {bad.path} is damaged: {bad.describe()}"
+    return DataError(
+        f"{problem}. The run stops here rather than skipping the rest of the file. "
+        "Fix: copy the file again or rebuild the TFRecords (python -m "
+        "remax_tf.data.build_<dataset>_data), or leave the file out of file_pattern."
+    )
+
+
+def corrupt_file_error(
+    files: Sequence[str], error: tf.errors.DataLossError, source: str
+) -> DataError:
+    """:func:`damaged_file_error` after scanning ``files`` for the damaged one."""
+    return damaged_file_error(source, find_corrupt_record(files), error, len(files))

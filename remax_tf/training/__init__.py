@@ -7,6 +7,7 @@ Names are imported lazily, so that ``remax-train --help`` (which reads
 import importlib
 
 _EXPORTS = {
+    "ConfigChangedError": "remax_tf.training.errors",
     "MODES": "remax_tf.training.modes",
     "NonFiniteLossError": "remax_tf.training.errors",
     "TrainingSetupError": "remax_tf.training.errors",

@@ -19,3 +19,12 @@ class NonFiniteLossError(RemaxError, RuntimeError):
 
 class TrainingSetupError(RemaxError, ValueError):
     """model_dir, checkpoint or dataset problems found before training."""
+
+
+class ConfigChangedError(TrainingSetupError):
+    """A resumed training run's config differs from the one model_dir
+    recorded, in fields that would change what is trained."""
+
+    def __init__(self, message: str, changes):
+        self.changes = list(changes)  # (field, recorded value, new value)
+        super().__init__(message)

@@ -1,8 +1,17 @@
 """Runs an experiment: DeepLab2's modes on orbit, with its model_dir layout.
 
 ``model_dir/<experiment_name>/`` holds the checkpoints (``ckpt-N``), ``train/``
-and ``eval/`` TensorBoard summaries, ``eval/metrics_*.json`` and, after
+and ``eval/`` TensorBoard summaries, ``eval/metrics_*.json``, the config it
+was trained with (``config.textproto``, see :mod:`config_record`) and, after
 export, ``export/``.
+
+Before a training or evaluation run builds its model it checks, cheaply:
+the config, a resume against the recorded config (training), and the labels
+of the first batch's worth of records against the config's dataset
+(:func:`inputs.check_input_labels`). Data problems met later (a damaged
+TFRecord, a label the in-graph check refuses) stop the run with a
+:class:`~remax_tf.errors.DataError` naming the file
+(:func:`inputs.explain_data_errors`).
 """
 
 from __future__ import annotations
@@ -22,10 +31,13 @@ from remax_tf.config import validate_config
 from remax_tf.data import datasets
 from remax_tf.protos import config_pb2
 from remax_tf.training import checkpoints
+from remax_tf.training import config_record
 from remax_tf.training import distribution
 from remax_tf.training.errors import TrainingSetupError
 from remax_tf.training.image_summaries import build_image_summaries
+from remax_tf.training.inputs import check_input_labels
 from remax_tf.training.inputs import distributed_dataset
+from remax_tf.training.inputs import explain_data_errors
 from remax_tf.training.modes import MODES
 from remax_tf.training.progress import ProgressPrinter
 from remax_tf.training.progress import orbit_messages_to_log
@@ -115,6 +127,7 @@ def run_experiment(
     *,
     strategy: Optional[tf.distribute.Strategy] = None,
     progress: Optional[Callable[[Dict[str, float]], None]] = None,
+    allow_config_change: bool = False,
 ) -> Dict[str, object]:
     """Runs ``mode`` and returns what it produced (final logs, metrics, paths).
 
@@ -127,13 +140,29 @@ def run_experiment(
       num_gpus: GPUs to use (``--num_gpus``).
       strategy: Use this strategy instead of creating one (tests).
       progress: Receives the per-loop progress statistics; default prints.
+      allow_config_change: Resume training although the config differs from
+        the one model_dir recorded (``--allow_config_change``).
+
+    Raises:
+      RemaxError: (a subclass) a config, model_dir, checkpoint or data problem
+        the message explains.
     """
     if mode not in MODES:
         raise ValueError(f"--mode={mode!r}: use one of {MODES}.")
     with orbit_messages_to_log():
         if mode == "export":
             return _export_checkpoint(config, model_dir)
-        return _run_loops(mode, config, model_dir, master, num_gpus, strategy, progress)
+        with explain_data_errors(config, mode):
+            return _run_loops(
+                mode,
+                config,
+                model_dir,
+                master,
+                num_gpus,
+                strategy,
+                progress,
+                allow_config_change,
+            )
 
 
 def _run_loops(
@@ -144,6 +173,7 @@ def _run_loops(
     num_gpus: int,
     strategy: Optional[tf.distribute.Strategy],
     progress: Optional[Callable[[Dict[str, float]], None]],
+    allow_config_change: bool,
 ) -> Dict[str, object]:
     """Training and evaluation modes on orbit (see :func:`run_experiment`)."""
     strategy = strategy or distribution.create_strategy(master, num_gpus)
@@ -165,6 +195,13 @@ def _run_loops(
     checkpoints.check_model_dir(checkpoint_dir)
     descriptor = datasets.get_dataset_descriptor(_dataset_name(mode, config))
     training = mode in ("train", "train_and_eval")
+    if training:
+        config_record.check_resume(
+            workdir, config, allow_config_change=allow_config_change, mode=mode
+        )
+    check_input_labels(config, mode)
+    if training and chief:
+        config_record.record_config(workdir, config)
     logging.info(
         "Mode %s with %s (%d replicas); model_dir %s",
         mode,
