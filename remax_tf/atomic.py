@@ -149,3 +149,20 @@ def staged_output_dir(
         publish(staging, target, owned, last)
     finally:
         _remove(staging)
+
+
+def check_output_file(path: str, flag: str) -> None:
+    """Raises if the file ``path`` cannot be written: a folder at ``path``,
+    or a folder above it that cannot be created or written.
+
+    Raises:
+      OutputPathError: naming ``path`` and what is in the way.
+    """
+    if is_remote(path):
+        return
+    if os.path.isdir(path):
+        raise OutputPathError(
+            f"{flag} {path} is a folder; a file is written there. Fix: name a "
+            "file, e.g. inside that folder."
+        )
+    check_output_dir(os.path.dirname(os.path.abspath(path)) or ".", flag)

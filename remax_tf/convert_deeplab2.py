@@ -20,6 +20,12 @@ that got no value (class heads excluded with ``--skip_class_heads`` aside).
 ReMaX's semantic heads and, with ``--skip_class_heads``, the class heads are
 reported as left at initialisation; the optimizer slots and the step as
 skipped.
+
+Expected failures (a bad config, a checkpoint that is not DeepLab2's or does
+not fit the config's model, an ``--output_dir`` that cannot be written,
+checked before the model is built) print one ``error: ...`` line and exit
+with status 1; ``--debug`` (or ``REMAX_TF_DEBUG=1``) also prints the
+traceback.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ import sys
 from typing import List
 from typing import Optional
 import uuid
+
+from remax_tf import atomic
+from remax_tf import cli
+from remax_tf.inference.model_files import ModelFileError
 
 REPORT_FILE = "conversion_report.json"
 CHECKPOINT_NAME = "ckpt-0"
@@ -70,6 +80,11 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="field.path=value, repeatable",
     )
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
+    )
     return parser
 
 
@@ -102,7 +117,14 @@ def convert(
     skip_class_heads: bool = False,
     overrides=(),
 ) -> dict:
-    """Converts; returns the report dict (also written to the output)."""
+    """Converts; returns the report dict (also written to the output).
+
+    Raises:
+      ConfigError: a bad config.
+      ModelFileError: ``deeplab2_checkpoint`` is missing, not DeepLab2's,
+        or does not fit the config's model.
+      OutputPathError: ``output_dir`` cannot be written.
+    """
     import tensorflow as tf
 
     from remax_tf import common
@@ -111,6 +133,7 @@ def convert(
     from remax_tf.model import deeplab2_mapping
     from remax_tf.model.checkpoint_restore import CLASS_HEAD_PATTERNS
 
+    atomic.check_output_dir(output_dir)
     config = load_config(config_file, list(overrides))
     # The DeepLab2 weights replace the backbone's pretrained_weights.
     config.model_options.backbone.ClearField("pretrained_weights")
@@ -124,9 +147,16 @@ def convert(
         model(images, training=True)
         items = model.checkpoint_items
     exclude = CLASS_HEAD_PATTERNS if skip_class_heads else ()
-    report = deeplab2_mapping.restore_deeplab2(
-        items, deeplab2_checkpoint, exclude=exclude, what="--deeplab2_checkpoint"
-    )
+    try:
+        report = deeplab2_mapping.restore_deeplab2(
+            items, deeplab2_checkpoint, exclude=exclude, what="--deeplab2_checkpoint"
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelFileError(
+            f"{e} Fix: pass the DeepLab2 checkpoint of this config's model "
+            "(--backbone_only for an ImageNet backbone checkpoint, "
+            "--skip_class_heads for another class set)."
+        ) from e
     mapped = deeplab2_mapping.map_items(items)
     unmatched = _inference_unmatched(report, mapped, backbone_only)
     by_name = {m.variable.name: m.ours for m in mapped}
@@ -174,6 +204,11 @@ def convert(
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_convert, args, debug=debug)
+
+
+def _convert(args: argparse.Namespace) -> int:
     result = convert(
         args.config_file,
         args.deeplab2_checkpoint,

@@ -34,7 +34,9 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 
+from remax_tf import atomic
 from remax_tf import cli
+from remax_tf.config.errors import ConfigError
 
 # Resolved by load_config: this file relative to the working directory, else
 # the copy shipped in the package (remax_tf.configs).
@@ -105,6 +107,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help=f"validation images to generate and evaluate on (default: "
         f"{DEFAULT_NUM_VAL})",
     )
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -148,8 +155,8 @@ def build_data(
 
     dataset = dataset or shapes.V2.dataset
     if dataset not in shapes.PRESETS:
-        raise SystemExit(
-            f"error: the demo generates {', '.join(shapes.PRESETS)}; the config "
+        raise ConfigError(
+            f"the demo generates {', '.join(shapes.PRESETS)}; the config "
             f"trains on {dataset!r}. Use python -m remax_tf.train for other data."
         )
     data_root = os.path.join(output_dir, "data")
@@ -304,6 +311,14 @@ def report(
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     cli.quiet_tensorflow()
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_demo, args, debug=debug)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """``main`` after parsing: expected failures raise RemaxError."""
+    # Refused before minutes of data generation and training.
+    atomic.check_output_dir(args.output_dir)
     cli.disable_grappler_if_asked()
     start = time.time()
     data_root = os.path.join(args.output_dir, "data")

@@ -25,7 +25,6 @@ from typing import Sequence
 
 from absl import flags
 
-from remax_tf import cli
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 
@@ -121,4 +120,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["ade20k_root", "output_dir"])
-    cli.run_absl_app(main)
+    conversion.run_app(main)

@@ -28,7 +28,6 @@ from typing import Sequence
 
 from absl import flags
 
-from remax_tf import cli
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 
@@ -151,4 +150,4 @@ def main(argv: Sequence[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["cityscapes_root", "output_dir"])
-    cli.run_absl_app(main)
+    conversion.run_app(main)

@@ -35,7 +35,6 @@ from typing import Tuple
 from absl import app
 from absl import flags
 
-from remax_tf import cli
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 
@@ -320,4 +319,4 @@ if __name__ == "__main__":
     flags.mark_flags_as_required(
         ["image_dir", "panoptic_json", "panoptic_dir", "output_dir"]
     )
-    cli.run_absl_app(main)
+    conversion.run_app(main)

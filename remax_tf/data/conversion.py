@@ -18,7 +18,11 @@ dataset:
   complete shards and never trusts a half-written one;
 * ``on_error``: "fail" stops at the first bad image, "skip" leaves it out,
   counts it and lists it in ``{split}-skipped.txt``;
-* a progress bar on stderr and an optional process pool over shards.
+* a progress bar on stderr and an optional process pool over shards;
+* the command line (:func:`run_cli`, :func:`run_app`): ``--output_dir`` is
+  checked before any work; an expected failure prints one ``error: ...``
+  line and exits with status 1 (``--debug`` or ``REMAX_TF_DEBUG=1``: with
+  its traceback).
 
 The behaviour mirrors DeepLab2's ``data/build_{coco,cityscapes,ade20k}_data.py``.
 """
@@ -44,6 +48,8 @@ from absl import flags
 import numpy as np
 from PIL import Image
 
+from remax_tf import atomic
+from remax_tf import cli
 from remax_tf.errors import RemaxError
 
 ON_ERROR_CHOICES = ("fail", "skip")
@@ -179,8 +185,9 @@ def resolve_splits(
     splits = list(requested) if requested else list(known)
     unknown = [s for s in splits if s not in known]
     if unknown:
-        raise ValueError(
-            f"unknown split(s) {unknown}; this converter knows {list(known)}."
+        raise ConversionError(
+            f"--splits: unknown split(s) {unknown}; this converter knows "
+            f"{list(known)}. Fix: pass --splits with some of them."
         )
     return splits
 
@@ -580,6 +587,7 @@ def convert_split(
         raise ConversionError(
             f"split {split!r}: no images found; check the dataset root and layout."
         )
+    atomic.check_output_dir(output_dir)
     tf.io.gfile.makedirs(output_dir)
     count = len(items)
     num_shards = max(1, min(int(num_shards), count))
@@ -647,13 +655,35 @@ def _warn_stale_shards(output_dir: str, split: str, paths: Sequence[str]) -> Non
 
 
 def run_cli(convert_fn, *args, **kwargs):
-    """Runs a converter from its command line: bad data ends the process with
-    the message (no traceback) and exit status 1."""
-    try:
-        return convert_fn(*args, **kwargs)
-    except ConversionError as e:
-        print(f"error: {e}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    """Runs a converter from its absl main; returns what ``convert_fn`` returns.
+
+    ``--output_dir`` is checked first (a regular file in the way, a folder
+    that is not writable). An expected failure (bad data, an unusable
+    output folder: :class:`~remax_tf.errors.RemaxError`) ends the process
+    with one ``error: ...`` line and exit status 1; ``--debug`` (see
+    :func:`run_app`) or ``REMAX_TF_DEBUG=1`` also prints its traceback.
+    """
+    result = []
+
+    def convert() -> None:
+        atomic.check_output_dir(flags.FLAGS.output_dir)
+        result.append(convert_fn(*args, **kwargs))
+
+    status = cli.report_errors(convert)
+    if status:
+        sys.exit(status)
+    return result[0]
+
+
+def run_app(main) -> None:
+    """``cli.run_absl_app(main)`` for a converter. ``--debug`` is not an absl
+    flag (the trainer defines one of that name, and both may be imported in
+    one process): it is taken out of the arguments and passed on as
+    ``REMAX_TF_DEBUG=1``, which :func:`run_cli` reads."""
+    if cli.DEBUG_FLAG in sys.argv[1:]:
+        os.environ[cli.DEBUG_ENV] = "1"
+        sys.argv = cli.strip_debug_flag(sys.argv)
+    cli.run_absl_app(main)
 
 
 def run_splits(

@@ -32,6 +32,7 @@ function of (seed, split, index), so any subset regenerates identically.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import glob
 import io
@@ -48,6 +49,8 @@ from typing import Tuple
 import numpy as np
 from PIL import Image
 
+from remax_tf import atomic
+from remax_tf import cli
 from remax_tf.data import datasets
 
 DESCRIPTOR_NAME = datasets.SHAPES_PANOPTIC
@@ -618,8 +621,6 @@ def label_statistics(
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    import argparse
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_train", type=int, default=1000)
@@ -634,7 +635,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--size", type=int, default=None, help="image size (default: the preset's)"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
+    )
     args = parser.parse_args(argv)
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_generate, args, debug=debug)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    """``main`` after parsing: expected failures raise RemaxError."""
+    atomic.check_output_dir(args.output_dir)
     config = PRESETS[args.dataset]
     if args.size:
         config = dataclasses.replace(config, size=args.size)

@@ -37,6 +37,9 @@ from typing import Tuple
 import numpy as np
 from PIL import Image
 
+from remax_tf import atomic
+from remax_tf import cli
+from remax_tf.errors import RemaxError
 from remax_tf.evaluation.json_io import write_json_atomic
 from remax_tf.evaluation.panoptic_quality import PQStat
 from remax_tf.evaluation.panoptic_quality import accumulate_image
@@ -455,11 +458,24 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=1, help="processes scoring images in parallel"
     )
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parse_args(argv)
+class EvaluationInputError(RemaxError, ValueError):
+    """Ground truth or predictions that cannot be scored (a missing or bad
+    JSON or PNG); the message names the file."""
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    """``main`` after parsing: expected failures raise RemaxError."""
+    if args.output_json:
+        # Checked before the (long) scoring, which would be lost.
+        atomic.check_output_file(args.output_json, "--output_json")
     try:
         results = pq_compute(
             args.gt_json,
@@ -469,12 +485,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             workers=args.workers,
         )
     except (OSError, ValueError, KeyError) as e:
-        message = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        return 1
+        if isinstance(e, RemaxError):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        raise EvaluationInputError(message) from e
     if args.output_json:
         write_json_atomic(args.output_json, results)
     return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parse_args(argv)
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_evaluate, args, debug=debug)
 
 
 def run() -> None:

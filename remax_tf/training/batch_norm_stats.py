@@ -27,6 +27,9 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 
+from remax_tf import atomic
+from remax_tf import cli
+
 DEFAULT_NUM_BATCHES = 20
 
 
@@ -130,12 +133,28 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--config_override", action="append", default=[], help="field.path=value"
     )
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from remax_tf.config import load_config
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_reestimate, args, debug=debug)
 
+
+def _reestimate(args: argparse.Namespace) -> int:
+    """``main`` after parsing: expected failures raise RemaxError."""
+    from remax_tf.config import load_config
+    from remax_tf.inference.model_files import find_checkpoint
+
+    atomic.check_output_dir(args.output_dir)
     config = load_config(args.config_file, args.config_override)
-    reestimate_checkpoint(config, args.checkpoint, args.output_dir, args.num_batches)
+    checkpoint = find_checkpoint(
+        args.checkpoint, config.experiment_name, "--checkpoint"
+    )
+    reestimate_checkpoint(config, checkpoint, args.output_dir, args.num_batches)
     return 0
 
 

@@ -34,6 +34,8 @@ from typing import Sequence
 
 import numpy as np
 
+from remax_tf import atomic
+from remax_tf import cli
 from remax_tf.data import shapes
 
 RECORD_FILE = "pretraining.json"
@@ -245,8 +247,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num_images", type=int, default=defaults.num_images)
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument(
+        cli.DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    debug = args.debug or cli.debug_requested([])
+    return cli.report_errors(_pretrain, args, debug=debug)
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    """``main`` after parsing: expected failures raise RemaxError."""
+    atomic.check_output_dir(args.output_dir)
     request = PretrainRequest(
         backbone=args.backbone,
         dataset=args.dataset,
