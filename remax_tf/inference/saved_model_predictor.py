@@ -47,7 +47,8 @@ class SavedModelPredictor(Predictor):
                 "expected one image input."
             )
         ((self._input_name, spec),) = inputs.items()
-        if spec.dtype != tf.uint8 or spec.shape.rank != 3:
+        # Exports since issue 17 declare no rank (the signature checks it).
+        if spec.dtype != tf.uint8 or spec.shape.rank not in (None, 3):
             raise model_files.ModelFileError(
                 f"SavedModel {path}: {SERVING_SIGNATURE} input {self._input_name!r} "
                 f"is {spec}; expected a uint8 [H, W, 3] image (remax_tf.export)."

@@ -7,16 +7,11 @@ import tensorflow as tf
 
 from remax_tf.config import load_config
 from remax_tf.config.small_crop import crop_overrides
+from remax_tf.export.__main__ import main as export_main
 from remax_tf.model import build_model
 
 CONFIG = "configs/demo/shapes_remax.textproto"
 CROP = 65
-
-
-def tiny_flags(tiny_model_overrides, tiny_remax_overrides):
-    """``--config_override`` flags of the tiny model the fixtures build."""
-    overrides = [*tiny_model_overrides, *tiny_remax_overrides]
-    return [flag for o in overrides for flag in ("--config_override", o)]
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +44,27 @@ def tiny_checkpoint(tiny_config, tiny_model, tmp_path_factory):
         checkpoint, str(model_dir / tiny_config.experiment_name), max_to_keep=1
     ).save(checkpoint_number=1)
     return model_dir
+
+
+@pytest.fixture(scope="session")
+def export_args(repo_root, tiny_checkpoint, tiny_model_overrides, tiny_remax_overrides):
+    """``remax-export`` flags of a SavedModel export of the tiny checkpoint,
+    given the trainer's --model_dir as ``--checkpoint``."""
+    overrides = [*crop_overrides(CROP), *tiny_model_overrides, *tiny_remax_overrides]
+    return [
+        "--config_file",
+        str(repo_root / CONFIG),
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--format",
+        "saved_model",
+        *[flag for o in overrides for flag in ("--config_override", o)],
+    ]
+
+
+@pytest.fixture(scope="session")
+def exported(export_args, tmp_path_factory):
+    """The folder ``remax-export`` wrote (alone in its parent folder)."""
+    out = tmp_path_factory.mktemp("exports") / "export"
+    assert export_main([*export_args, "--output_dir", str(out)]) == 0
+    return out

@@ -7,19 +7,13 @@ import pytest
 import tensorflow as tf
 
 from remax_tf import common
-from remax_tf.export import export_from_config
 
 CROP = 65
 
 
 @pytest.fixture(scope="module")
-def signatures(tiny_config, tiny_model, tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("export") / "export"
-    result = export_from_config(
-        tiny_config, tiny_model, str(output_dir), formats=("saved_model",)
-    )
-    loaded = tf.saved_model.load(result["saved_model"])
-    return loaded.signatures
+def signatures(exported):
+    return tf.saved_model.load(str(exported / "saved_model")).signatures
 
 
 def _image(channels=3, seed=0):
