@@ -141,6 +141,10 @@ def staged_output_dir(
     target = os.path.abspath(path)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
+    if os.path.isdir(target) and not os.access(parent, os.W_OK | os.X_OK):
+        # No sibling can be made (say, --output_dir . in a read-only parent):
+        # staged inside, then moved in entry by entry (:func:`publish`).
+        parent = target
     staging = os.path.join(parent, f".{os.path.basename(target)}.tmp-{os.getpid()}")
     _remove(staging)  # A leftover of a killed run with the same process id.
     os.makedirs(staging)
