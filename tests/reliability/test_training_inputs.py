@@ -267,23 +267,47 @@ def _train_cli(args):
     )
 
 
-@pytest.mark.slow  # two subprocesses
-def test_cli_prints_one_error_and_exits_1_debug_shows_the_traceback(
-    tiny_model_overrides, coco_records, tmp_path
-):
+def _cli_args(coco_records, model_dir):
     overrides = crop_overrides(65) + [
         f"train_dataset_options.file_pattern=[{coco_records}]"
     ]
-    args = [f"--config_override={o}" for o in overrides]
-    args += ["--model_dir", str(tmp_path)]
-    quiet = _train_cli(args)
-    assert quiet.returncode == 1, quiet.stderr
-    assert "Traceback" not in quiet.stderr
-    assert quiet.stderr.startswith("error: train_dataset_options.file_pattern"), (
-        quiet.stderr
+    return [f"--config_override={o}" for o in overrides] + ["--model_dir", model_dir]
+
+
+@pytest.mark.slow  # a subprocess
+def test_cli_prints_one_error_and_exits_1(coco_records, tmp_path):
+    done = _train_cli(_cli_args(coco_records, str(tmp_path)))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: train_dataset_options.file_pattern"), (
+        done.stderr
     )
-    assert "'coco_panoptic' (134 classes" in quiet.stderr
-    debug = _train_cli(args + ["--debug"])
-    assert debug.returncode == 1
-    assert "Traceback" in debug.stderr and "DataError" in debug.stderr
-    assert "\nerror: train_dataset_options.file_pattern" in debug.stderr
+    assert "'coco_panoptic' (134 classes" in done.stderr
+    assert done.stderr.count("\n") == 1  # one line
+
+
+@pytest.mark.parametrize("how", ["--debug", "REMAX_TF_DEBUG=1"])
+def test_cli_debug_shows_the_traceback(
+    how, coco_records, tmp_path, monkeypatch, capsys
+):
+    from absl import flags
+
+    from remax_tf import train as train_cli
+
+    monkeypatch.delenv("REMAX_TF_DEBUG", raising=False)
+    argv = ["remax-train", "--config_file", CONFIG]
+    argv += _cli_args(coco_records, str(tmp_path))
+    if how == "--debug":
+        argv.append("--debug")
+    else:
+        monkeypatch.setenv("REMAX_TF_DEBUG", "1")
+    monkeypatch.setenv("REMAX_DATA_DIR", "/nonexistent")
+    flags.FLAGS(argv)
+    try:
+        status = train_cli.main(["remax-train"])
+    finally:
+        flags.FLAGS.unparse_flags()
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "Traceback" in err and "DataError" in err
+    assert "\nerror: train_dataset_options.file_pattern" in err

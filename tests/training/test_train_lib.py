@@ -12,9 +12,11 @@ import tensorflow as tf
 
 from remax_tf import common
 from remax_tf import losses as losses_lib
+from remax_tf.training import ConfigChangedError
 from remax_tf.training import NonFiniteLossError
 from remax_tf.training import TrainingSetupError
 from remax_tf.training import run_experiment
+from remax_tf.training.config_record import read_recorded_config
 from remax_tf.training.train_lib import resolve_checkpoint
 
 pytestmark = pytest.mark.slow  # trains
@@ -45,6 +47,26 @@ def test_train_and_eval_writes_deeplab2_layout(trained):
     assert metrics["global_step"] == 4 and metrics["num_images"] == 2
     assert 0.0 <= metrics["pq"] <= 1.0 and "per_class" in metrics
     assert result["metrics"]["num_images"] == 2
+
+
+def test_model_dir_records_its_config_and_refuses_other_settings(
+    trained, tiny_config_factory
+):
+    config, model_dir, *_ = trained
+    workdir = os.path.join(model_dir, config.experiment_name)
+    assert read_recorded_config(workdir) == config
+    other = tiny_config_factory(
+        "evaluator_options.save_predictions=true",
+        "trainer_options.solver_options.base_learning_rate=0.01",
+        "trainer_options.seed=7",
+    )
+    with pytest.raises(ConfigChangedError) as e:
+        run_experiment("train_and_eval", other, model_dir)
+    assert "was trained (up to step 4) with another config" in str(e.value)
+    assert "trainer_options.solver_options.base_learning_rate: 0.003 -> 0.01" in str(
+        e.value
+    )
+    assert "trainer_options.seed: 1 -> 7" in str(e.value)
 
 
 def test_progress_reports_step_loss_speed(trained):
