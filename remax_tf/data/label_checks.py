@@ -153,9 +153,12 @@ class LabeledRecord:
     label: np.ndarray  # [H, W] int32
 
 
-def read_labels(files: Sequence[str], max_records: int) -> List[LabeledRecord]:
+def read_labels(
+    files: Sequence[str], max_records: int, source: str = ""
+) -> List[LabeledRecord]:
     """The labels of the first ``max_records`` records of ``files`` (in
-    order), without decoding the images.
+    order), without decoding the images; ``source`` (the config field) starts
+    the message of a damaged file.
 
     Raises:
       DataError: a file is damaged (truncated or corrupt record).
@@ -185,7 +188,7 @@ def read_labels(files: Sequence[str], max_records: int) -> List[LabeledRecord]:
                 )
                 records.append(LabeledRecord(path, name, label))
         except tf.errors.DataLossError as e:
-            raise tfrecord.corrupt_file_error([path], e, path) from e
+            raise tfrecord.corrupt_file_error([path], e, source or path) from e
     return records
 
 
@@ -252,7 +255,7 @@ def check_first_records(
       patterns: Its ``file_pattern``, for the message.
       max_records: How many records to check.
     """
-    records = read_labels(files, max_records)
+    records = read_labels(files, max_records, f"{prefix}.file_pattern {list(patterns)}")
     config_side = (
         f"the config's dataset '{descriptor.name}' ({prefix}.dataset: "
         f"{descriptor.num_classes} classes, semantic ids 0..{descriptor.num_classes - 1}"

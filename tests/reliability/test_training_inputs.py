@@ -155,8 +155,8 @@ def test_truncated_first_record_names_the_file_and_offset(
         run_experiment("train", config, str(tmp_path / "run"), progress=lambda s: None)
     message = str(e.value)
     assert message.startswith(
-        f"the TFRecord file {bad} is damaged: the file ends inside the record that "
-        "starts at byte 0"
+        f"train_dataset_options.file_pattern ['{bad}']: the TFRecord file {bad} is "
+        "damaged: the file ends inside the record that starts at byte 0"
     )
     assert "The run stops here rather than skipping" in message
     assert "Fix: copy the file again or rebuild the TFRecords" in message
