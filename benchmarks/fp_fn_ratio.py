@@ -208,6 +208,7 @@ def build_measure_fn(model, settings, layout):
             num_auxiliary_outputs=settings.num_auxiliary_outputs,
             num_relaxed_stages=num_relaxed,
             needs_semantic_logits=False,
+            needs_relaxed_mask_logits=False,  # relaxed here with both activations
             needs_remax_semantic_logits=True,
             needs_pixel_feature=False,
         )
@@ -237,7 +238,7 @@ def build_measure_fn(model, settings, layout):
             m_sem = flat(output[common.PRED_REMAX_SEMANTIC_LOGITS_KEY])
             class_logits = output[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY]
             for activation in ACTIVATIONS:
-                # Eq. (1)-(2) of ReMaX, as KMaXLoss._relax applies them.
+                # Eq. (1)-(2) of ReMaX, as the model's ReMask layer applies them.
                 relaxed = remask[activation](
                     [m_pan, m_sem, class_logits], training=True
                 )

@@ -55,9 +55,10 @@ PRED_KEY_FEATURE_KEY = "remax_key_feature"
 # m_sem of Eq. (1): ReMaX semantic-head logits at the mask-logit resolution,
 # NC channels in thing-then-stuff order.
 PRED_REMAX_SEMANTIC_LOGITS_KEY = "remax_semantic_logits"
-# m_pan before ReMask (Eq. 2); PRED_PIXEL_SPACE_MASK_LOGITS_KEY then holds the
-# relaxed logits the panoptic losses see.
-PRED_UNRELAXED_MASK_LOGITS_KEY = "remax_unrelaxed_mask_logits"
+# m_pan_hat of Eq. (2): the layer's mask logits relaxed by the model's ReMask
+# layer (training only, relaxed layers only); PRED_PIXEL_SPACE_MASK_LOGITS_KEY
+# keeps the raw m_pan (ReClass's y_m of Eq. 3 reads it).
+PRED_RELAXED_MASK_LOGITS_KEY = "remax_relaxed_mask_logits"
 
 # Post-processed outputs (input resolution).
 PRED_PANOPTIC_KEY = "panoptic_pred"

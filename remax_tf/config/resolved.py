@@ -30,13 +30,19 @@ REMAX_ACTIVATIONS = ("sigmoid", "softmax")
 
 @dataclasses.dataclass(frozen=True)
 class ReMaXSettings:
-    """ReMaX switches (paper Sec. 3); ``enabled=False`` is plain kMaX."""
+    """ReMaX switches (paper Sec. 3): the one resolved object every part reads.
+
+    ``enabled=False`` is plain kMaX. The other defaults equal
+    ``protos/model.proto``'s ``ReMaXOptions`` (the paper's choices; a test
+    compares them field by field). The model builder, the model's ReMask layer
+    and the loss ask the methods below rather than re-deriving them.
+    """
 
     enabled: bool = False
-    num_relaxed_stages: int = 4
+    num_relaxed_stages: int = 4  # paper Table 3: ReMask on the first 4 layers
     semantic_loss_weight: float = 0.5
-    eta: float = 0.1
-    activation: str = "softmax"
+    eta: float = 0.1  # paper Table 4
+    activation: str = "sigmoid"  # paper Table 2
     stop_gradient: bool = True
     semantic_head_channels: int = 256
     semantic_head_atrous_rates: Tuple[int, ...] = REMAX_SEMANTIC_HEAD_ATROUS_RATES
@@ -47,6 +53,39 @@ class ReMaXSettings:
     class_stop_gradient: bool = True
     # ReClass (Eq. 4) on every slot (paper, public code); False: matched only.
     reclass_unmatched_slots: bool = True
+
+    def relaxed_layers(self, num_layers: int) -> int:
+        """How many leading kMaX layers ReMask relaxes: the first
+        ``num_relaxed_stages``, or all ``num_layers`` when there are fewer
+        (ReMaX-T/S/M have 3 layers, the default N is 4); 0 without ReMaX."""
+        if not self.enabled:
+            return 0
+        return min(self.num_relaxed_stages, num_layers)
+
+    @property
+    def builds_semantic_heads(self) -> bool:
+        """ReMaX semantic heads predict m_sem, except in the paper's Table 7
+        ablation, where ground-truth semantic masks take their place."""
+        return self.enabled and not self.use_ground_truth_semantic
+
+    def has_semantic_loss(self, num_layers: int) -> bool:
+        """Whether the relaxed layers add their own semantic loss on m_sem."""
+        return (
+            self.relaxed_layers(num_layers) > 0
+            and self.builds_semantic_heads
+            and self.semantic_loss_weight != 0.0
+        )
+
+    @property
+    def mask_id_activation(self) -> str:
+        """The mask-ID cross-entropy's activation: ReMaX's (paper Table 2), or
+        kMaX's softmax over slots without ReMaX."""
+        return self.activation if self.enabled else "softmax"
+
+    @property
+    def reclass_eta(self) -> float:
+        """ReClass's eta (Eq. 4); 0 (one-hot class targets, kMaX) without ReMaX."""
+        return self.eta if self.enabled else 0.0
 
 
 @dataclasses.dataclass(frozen=True)

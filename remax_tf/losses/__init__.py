@@ -10,8 +10,8 @@ matching), ``pq_style``, ``mask_id``, ``instance_discrimination``,
 ``semantic``, ``reclass`` (ReMaX Eq. 3-4), ``reduction`` and ``sampling``
 (DeepLab2's normalisation and pixel sampling), ``predictions`` (prediction
 dict validation), ``kmax_loss`` (the objective), ``builder`` (config ->
-settings). ReMask (Eq. 1-2) is the layer ``remax_tf.model.remask.ReMask``,
-applied by the loss.
+settings). ReMask (Eq. 1-2) is the training-only layer ``remax_tf.model.remask.ReMask``
+of the model; the losses consume the relaxed logits it returns.
 """
 
 from remax_tf.losses.builder import build_loss

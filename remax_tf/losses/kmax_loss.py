@@ -12,12 +12,15 @@ Mirrors DeepLab2's ``MaXDeepLabLoss.call``:
 4. kMaX's auxiliary semantic loss on the final prediction.
 
 With ReMaX on (paper Sec. 3): the mask-ID cross-entropy uses the ReMaX
-activation on every output; the first ``num_relaxed_stages`` auxiliary
-outputs compute their PQ-style dice term and mask-ID cross-entropy on
-ReMask-relaxed logits (Eq. 1-2) and add their own semantic loss on m_sem;
+activation on every output; the first ``remax.relaxed_layers(N)`` auxiliary
+outputs compute their PQ-style dice term and mask-ID cross-entropy on the
+relaxed logits the model's ReMask layer gives them (Eq. 1-2,
+``PRED_RELAXED_MASK_LOGITS_KEY``) and add their own semantic loss on m_sem;
 every class term uses ReClass targets (Eq. 3-4, on every slot) from that
-output's own un-relaxed m_pan. The final output is never relaxed. Eq. (1)
-stops the gradient into m_sem and (default, public ReMaX code) into p.
+output's own un-relaxed m_pan. The final output is never relaxed. In the
+paper's Table 7 ablation (ground-truth semantic masks) the model has no
+semantic heads, so the loss relaxes with the same ``ReMask`` layer class fed
+the ground truth.
 
 Scaling for tf.distribute: every returned value is the mean over the
 replica's local batch of per-sample losses (each already weighted). The
@@ -53,8 +56,6 @@ from remax_tf.losses.targets import ClassLayout
 from remax_tf.losses.targets import GroundTruth
 from remax_tf.losses.targets import build_ground_truth
 from remax_tf.model.remask import ReMask
-from remax_tf.model.remask import relax_mask_logits
-from remax_tf.model.remask import remask_class_probabilities
 
 # DeepLab2 names the auxiliary terms 'aux_<i>' + term, e.g.
 # 'aux_0pq_style_loss_class_term' (max_deeplab_loss.py); kept for
@@ -93,33 +94,13 @@ class KMaXLossSettings:
     remax: ReMaXSettings = ReMaXSettings()
 
     @property
-    def mask_id_activation(self) -> str:
-        # ReMaX's activation (paper Table 2); kMaX's softmax otherwise.
-        return self.remax.activation if self.remax.enabled else "softmax"
-
-    @property
     def num_relaxed_stages(self) -> int:
-        """Relaxed auxiliary outputs: the first N layers, at most all of them.
-
-        Models with fewer decoder layers than ``num_relaxed_stages`` (ReMaX-T/S/M
-        have 3, the default N is 4) relax every layer, as the model builder
-        (remax_tf/model/builder.py) builds its semantic heads.
-        """
-        if not self.remax.enabled:
-            return 0
-        return min(self.remax.num_relaxed_stages, self.num_auxiliary_outputs)
-
-    @property
-    def eta(self) -> float:
-        return self.remax.eta if self.remax.enabled else 0.0
+        """Relaxed auxiliary outputs (``ReMaXSettings.relaxed_layers``)."""
+        return self.remax.relaxed_layers(self.num_auxiliary_outputs)
 
     @property
     def has_remax_semantic_loss(self) -> bool:
-        return (
-            self.num_relaxed_stages > 0
-            and not self.remax.use_ground_truth_semantic
-            and self.remax.semantic_loss_weight != 0.0
-        )
+        return self.remax.has_semantic_loss(self.num_auxiliary_outputs)
 
 
 class KMaXLoss:
@@ -139,7 +120,7 @@ class KMaXLoss:
             s.instance_discrimination_top_k_percent, "instance_discrimination_loss"
         )
         check_top_k_percent(s.semantic_top_k_percent, "semantic_loss")
-        mask_id.check_activation(s.mask_id_activation)
+        mask_id.check_activation(s.remax.mask_id_activation)
         if s.remax.enabled and s.remax.num_relaxed_stages < 0:
             raise ValueError(
                 f"ReMaX num_relaxed_stages={s.remax.num_relaxed_stages} must be >= 0. "
@@ -150,10 +131,9 @@ class KMaXLoss:
                 raise ValueError(
                     f"max_deeplab.{name} must be >= 0, got {getattr(s, name)}."
                 )
-        self._remask = ReMask(
-            activation=s.remax.activation,
-            stop_gradient=s.remax.stop_gradient,
-            class_stop_gradient=s.remax.class_stop_gradient,
+        # Table 7 ablation only: the model has no semantic heads to relax with.
+        self._ground_truth_remask = (
+            ReMask.from_settings(s.remax) if s.remax.use_ground_truth_semantic else None
         )
 
     # ------------------------------------------------------------------
@@ -198,7 +178,8 @@ class KMaXLoss:
             num_auxiliary_outputs=s.num_auxiliary_outputs,
             num_relaxed_stages=s.num_relaxed_stages,
             needs_semantic_logits=bool(s.semantic_weight),
-            needs_remax_semantic_logits=not s.remax.use_ground_truth_semantic,
+            needs_relaxed_mask_logits=s.remax.builds_semantic_heads,
+            needs_remax_semantic_logits=s.has_remax_semantic_loss,
             needs_pixel_feature=bool(s.instance_discrimination_weight),
         )
         final = outputs[0]
@@ -236,13 +217,13 @@ class KMaXLoss:
             relaxed = 0 < index <= s.num_relaxed_stages
             m_loss = m_pan
             if relaxed and needs_matching:
-                m_loss = self._relax(output, m_pan, class_logits, gt)
+                m_loss = self._relaxed_logits(output, m_pan, class_logits, gt)
             if s.pq_style_weight:
                 soft_targets = reclass_targets(
                     m_pan,
                     gt.pixel_class_one_hot,
                     matching.slot_class_one_hot,
-                    s.eta,
+                    s.remax.reclass_eta,
                     soften_unmatched=s.remax.reclass_unmatched_slots,
                 )
                 losses[key(common.PQ_STYLE_LOSS_CLASS_TERM)] = s.pq_style_weight * (
@@ -272,7 +253,7 @@ class KMaXLoss:
                         m_loss,
                         matching.slot_pixel_targets,
                         gt.pixel_non_void,
-                        s.mask_id_activation,
+                        s.remax.mask_id_activation,
                         s.mask_id_top_k_percent,
                     )
                 )
@@ -298,22 +279,17 @@ class KMaXLoss:
         result[common.TOTAL_LOSS] = tf.add_n(list(result.values()))
         return result
 
-    def _relax(self, output, m_pan, class_logits, gt: GroundTruth) -> tf.Tensor:
-        """ReMask (Eq. 1-2) of one auxiliary output, flat [B, P, NQ]."""
-        remax = self.settings.remax
-        if remax.use_ground_truth_semantic:
+    def _relaxed_logits(
+        self, output, m_pan, class_logits, gt: GroundTruth
+    ) -> tf.Tensor:
+        """m_pan_hat (Eq. 1-2) of one relaxed auxiliary output, flat [B, P, NQ]."""
+        if self._ground_truth_remask is not None:
             # Paper Table 7 ablation: ground-truth masks in place of act(m_sem).
-            return relax_mask_logits(
-                m_pan,
-                gt.pixel_class_one_hot,
-                remask_class_probabilities(
-                    class_logits, remax.activation, remax.class_stop_gradient
-                ),
+            return self._ground_truth_remask(
+                [m_pan, gt.pixel_class_one_hot, class_logits], training=True
             )
-        m_sem = output[common.PRED_REMAX_SEMANTIC_LOGITS_KEY]
-        batch = tf.shape(m_pan)[0]
-        m_sem = tf.reshape(m_sem, [batch, -1, m_sem.shape[-1]])
-        return self._remask([m_pan, m_sem, class_logits], training=True)
+        relaxed = output[common.PRED_RELAXED_MASK_LOGITS_KEY]
+        return tf.reshape(relaxed, tf.shape(m_pan))
 
     def _instance_discrimination(
         self, feature: tf.Tensor, gt: GroundTruth

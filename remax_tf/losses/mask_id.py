@@ -27,18 +27,18 @@ from typing import Tuple
 
 import tensorflow as tf
 
+from remax_tf.config.resolved import REMAX_ACTIVATIONS
 from remax_tf.losses.reduction import average_top_k
 
-MASK_ID_ACTIVATIONS = ("sigmoid", "softmax")
 # Largest probability used in log(1 - p) of the softmax FP part (analysis only).
 _MAX_PROB = 1.0 - 1e-7
 
 
 def check_activation(activation: str) -> str:
-    if activation not in MASK_ID_ACTIVATIONS:
+    if activation not in REMAX_ACTIVATIONS:
         raise ValueError(
             f"mask-ID activation {activation!r} is unknown; known: "
-            f"{', '.join(MASK_ID_ACTIVATIONS)} (model_options.remax.activation)."
+            f"{', '.join(REMAX_ACTIVATIONS)} (model_options.remax.activation)."
         )
     return activation
 

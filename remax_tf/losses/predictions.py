@@ -4,9 +4,10 @@ The loss contract (remax_tf/common.py): the final prediction and one dict per
 transformer-decoder layer in ``PRED_AUXILIARY_OUTPUTS``, all at the same
 mask-logit resolution [h, w] (DeepLab2's kmax_deeplab.py resizes the auxiliary
 outputs), class logits in things-then-stuff order with void last, and the
-ReMaX semantic logits m_sem [B, h, w, NC] on the relaxed layers. Mask logits
-are the un-relaxed m_pan: ReMask is applied by the loss. Tensors are cast to
-float32 (mixed-precision models).
+ReMaX semantic logits m_sem [B, h, w, NC] and the ReMask-relaxed mask logits
+[B, h, w, NQ] on the relaxed layers (the model's ReMask layer makes them);
+``PRED_PIXEL_SPACE_MASK_LOGITS_KEY`` holds the un-relaxed m_pan everywhere.
+Tensors are cast to float32 (mixed-precision models).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def _check_shapes(
     num_classes = layout.num_thing_stuff_classes
     expected = {
         common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY: list(mask_shape[1:]),
+        common.PRED_RELAXED_MASK_LOGITS_KEY: list(mask_shape[1:]),
         common.PRED_TRANSFORMER_CLASS_LOGITS_KEY: [mask_shape[3], num_classes + 1],
         common.PRED_PIXEL_SPACE_NORMALIZED_FEATURE_KEY: list(mask_shape[1:3]) + [None],
         common.PRED_REMAX_SEMANTIC_LOGITS_KEY: list(mask_shape[1:3]) + [num_classes],
@@ -52,6 +54,7 @@ def collect_outputs(
     num_auxiliary_outputs: int,
     num_relaxed_stages: int,
     needs_semantic_logits: bool,
+    needs_relaxed_mask_logits: bool,
     needs_remax_semantic_logits: bool,
     needs_pixel_feature: bool,
 ) -> List[Dict[str, tf.Tensor]]:
@@ -77,20 +80,17 @@ def collect_outputs(
     collected = []
     for index, output in enumerate((y_pred,) + auxiliary):
         where = "final output" if index == 0 else f"auxiliary output {index - 1}"
-        if common.PRED_UNRELAXED_MASK_LOGITS_KEY in output:
-            raise ValueError(
-                f"{where} carries {common.PRED_UNRELAXED_MASK_LOGITS_KEY!r}: ReMask "
-                "is applied by the loss (remax_tf.losses), so the model must "
-                "output the un-relaxed m_pan as its mask logits."
-            )
         keys = [
             common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY,
             common.PRED_TRANSFORMER_CLASS_LOGITS_KEY,
         ]
         if needs_pixel_feature:
             keys.append(common.PRED_PIXEL_SPACE_NORMALIZED_FEATURE_KEY)
-        if 0 < index <= num_relaxed_stages and needs_remax_semantic_logits:
-            keys.append(common.PRED_REMAX_SEMANTIC_LOGITS_KEY)
+        if 0 < index <= num_relaxed_stages:
+            if needs_relaxed_mask_logits:
+                keys.append(common.PRED_RELAXED_MASK_LOGITS_KEY)
+            if needs_remax_semantic_logits:
+                keys.append(common.PRED_REMAX_SEMANTIC_LOGITS_KEY)
         if index == 0 and needs_semantic_logits:
             keys.append(common.PRED_SEMANTIC_LOGITS_KEY)
         converted = {}

@@ -25,6 +25,7 @@ from remax_tf.model.kmax_deeplab import KMaXDeepLab
 from remax_tf.model.layers.batch_norm import norm_layer_factory
 from remax_tf.model.pixel_decoder.kmax_pixel_decoder import KMaXPixelDecoder
 from remax_tf.model.pixel_encoder import build_pixel_encoder
+from remax_tf.model.remask import ReMask
 from remax_tf.model.transformer_decoder.kmax_decoder import KMaXTransformerDecoder
 from remax_tf.protos import config_pb2
 
@@ -191,10 +192,7 @@ def build_model(
     )
     remax = settings.remax
     remax_heads = []
-    if remax.enabled and not remax.use_ground_truth_semantic:
-        # ReMask relaxes the first N kMaX layers (paper Table 3: N = 4); with
-        # fewer layers, all of them.
-        num_relaxed = min(remax.num_relaxed_stages, settings.num_transformer_layers)
+    if remax.builds_semantic_heads:
         remax_heads = [
             ReMaXSemanticHead(
                 descriptor.num_thing_stuff_classes,
@@ -204,7 +202,7 @@ def build_model(
                 bn_config=bn_config,
                 name=f"remax_semantic_head_{index}",
             )
-            for index in range(num_relaxed)
+            for index in range(remax.relaxed_layers(settings.num_transformer_layers))
         ]
     return KMaXDeepLab(
         pixel_encoder=_pixel_encoder(config, bn_config),
@@ -215,5 +213,6 @@ def build_model(
             config, descriptor, settings, bn_config
         ),
         remax_semantic_heads=remax_heads,
+        remask=ReMask.from_settings(remax, name="remask") if remax_heads else None,
         keep_remax_at_inference=remax.enabled and remax.keep_at_inference,
     )

@@ -17,15 +17,17 @@ Training (``training=True``) returns, with the keys of ``remax_tf.common``:
   ``_prepare_auxiliary_results``), its class logits, and
   ``PRED_KEY_FEATURE_KEY`` (x_sem, at the layer's stride). The first
   ``len(remax_semantic_heads)`` dicts also hold ``PRED_REMAX_SEMANTIC_LOGITS_KEY``
-  [B, h, w, NC]: that layer's ReMaX semantic head on its x_sem, resized.
+  [B, h, w, NC] (that layer's ReMaX semantic head on its x_sem, resized) and
+  ``PRED_RELAXED_MASK_LOGITS_KEY`` [B, h, w, NQ]: the layer's mask logits
+  relaxed by the ``ReMask`` layer (Eq. 1-2), which the losses consume.
 
 Inference returns only the three final predictions. The training-only layers
 (auxiliary semantic head, ReMaX semantic heads) are never called, hence never
 built, at inference, so an inference-only model has exactly DeepLab2's
 inference variables, with or without ReMaX. With ``keep_remax_at_inference``
 (paper Table 5 ablation) the ReMaX heads run at inference too and the
-auxiliary outputs of the relaxed layers are returned; the final prediction is
-unchanged, since ReMask acts in the loss.
+auxiliary outputs of the relaxed layers are returned (ReMask is the identity
+at inference, paper Table 5); the final prediction is never relaxed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import tf_keras
 
 from remax_tf import common
 from remax_tf.model.layers.resized_fuse import resize_bilinear_align_corners
+from remax_tf.model.remask import ReMask
 from remax_tf.model.transformer_decoder import kmax_decoder
 
 # Auxiliary-prediction entries resized to the final output size.
@@ -61,6 +64,8 @@ class KMaXDeepLab(tf_keras.Model):
       auxiliary_semantic_head: kMaX's :class:`AuxiliarySemanticHead`, or None.
       remax_semantic_heads: One :class:`ReMaXSemanticHead` per relaxed layer
         (the first ones), or empty for plain kMaX.
+      remask: The :class:`ReMask` layer relaxing those layers' mask logits;
+        required with semantic heads.
       keep_remax_at_inference: Run the ReMaX heads at inference (ablation).
     """
 
@@ -73,6 +78,7 @@ class KMaXDeepLab(tf_keras.Model):
         predictor: tf_keras.layers.Layer,
         auxiliary_semantic_head: Optional[tf_keras.layers.Layer] = None,
         remax_semantic_heads: Sequence[tf_keras.layers.Layer] = (),
+        remask: Optional[ReMask] = None,
         keep_remax_at_inference: bool = False,
         name: str = "kmax_deeplab",
     ) -> None:
@@ -89,12 +95,15 @@ class KMaXDeepLab(tf_keras.Model):
                 f"{len(remax_semantic_heads)} ReMaX semantic heads for "
                 f"{transformer_decoder.num_layers} kMaX layers."
             )
+        if remax_semantic_heads and remask is None:
+            raise ValueError("ReMaX semantic heads need the ReMask layer (remask=).")
         self._pixel_encoder = pixel_encoder
         self._pixel_decoder = pixel_decoder
         self._transformer_decoder = transformer_decoder
         self._predictor = predictor
         self._auxiliary_semantic_head = auxiliary_semantic_head
         self._remax_semantic_heads = list(remax_semantic_heads)
+        self._remask = remask
         self._keep_remax_at_inference = bool(keep_remax_at_inference)
         self._decoder_indices = [pixel_decoder.output_strides.index(s) for s in strides]
 
@@ -198,8 +207,16 @@ class KMaXDeepLab(tf_keras.Model):
                 semantic = self._remax_semantic_heads[index](
                     result[common.PRED_KEY_FEATURE_KEY], training=training
                 )
-                result[common.PRED_REMAX_SEMANTIC_LOGITS_KEY] = (
-                    resize_bilinear_align_corners(semantic, size)
+                semantic = resize_bilinear_align_corners(semantic, size)
+                result[common.PRED_REMAX_SEMANTIC_LOGITS_KEY] = semantic
+                # ReMaX Eq. (1)-(2); the identity at inference.
+                result[common.PRED_RELAXED_MASK_LOGITS_KEY] = self._remask(
+                    [
+                        result[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY],
+                        semantic,
+                        result[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY],
+                    ],
+                    training=training,
                 )
             results.append(result)
         return tuple(results)

@@ -1,5 +1,10 @@
 """ReMask: relaxation on masks (ReMaX paper Sec. 3.1, Eq. 1-2). Training only.
 
+The model (``remax_tf.model.kmax_deeplab``) applies the :class:`ReMask` layer
+to the mask logits of each relaxed kMaX layer in its training forward pass
+and returns them beside the raw ones; the losses consume those relaxed logits.
+At inference the layer is the identity, so the exported graph is kMaX's.
+
 A stage's panoptic mask logits m_pan are calibrated by its semantic
 prediction m_sem mapped into slot space through the slots' class scores:
 
@@ -36,7 +41,13 @@ from typing import Sequence
 import tensorflow as tf
 import tf_keras
 
-REMASK_ACTIVATIONS = ("sigmoid", "softmax")
+from remax_tf.config.resolved import REMAX_ACTIVATIONS
+from remax_tf.config.resolved import ReMaXSettings
+
+# What the second input of ReMask holds: the semantic logits m_sem of a ReMaX
+# semantic head, or semantic probabilities used as act(m_sem) directly (the
+# ground-truth semantic masks of the paper's Table 7 ablation).
+SEMANTIC_INPUTS = ("logits", "probabilities")
 
 
 def _activate(logits: tf.Tensor, activation: str) -> tf.Tensor:
@@ -93,12 +104,14 @@ def relax_mask_logits(
 class ReMask(tf_keras.layers.Layer):
     """Relaxes mask logits with a semantic prediction during training.
 
-    Call with ``[mask_logits, semantic_logits, class_logits]``:
-    mask_logits [B, H, W, NQ], semantic_logits [B, H, W, NC],
-    class_logits [B, NQ, NC + 1] (void last, not used). Returns relaxed
-    [B, H, W, NQ] logits when ``training`` is true, else ``mask_logits``.
-    No weights. ``stop_gradient`` stops the gradient into m_sem,
-    ``class_stop_gradient`` the one into p (both default on).
+    Call with ``[mask_logits, semantic, class_logits]``:
+    mask_logits [B, H, W, NQ] (or [B, P, NQ]), semantic [B, H, W, NC] (or
+    [B, P, NC]): m_sem logits, or probabilities with
+    ``semantic_input="probabilities"``; class_logits [B, NQ, NC + 1] (void
+    last, not used). Returns relaxed logits when ``training`` is true, else
+    ``mask_logits``. No weights; computes in float32 under mixed precision.
+    ``stop_gradient`` stops the gradient into m_sem, ``class_stop_gradient``
+    the one into p (both default on).
     """
 
     def __init__(
@@ -106,46 +119,71 @@ class ReMask(tf_keras.layers.Layer):
         activation: str = "sigmoid",
         stop_gradient: bool = True,
         class_stop_gradient: bool = True,
+        semantic_input: str = "logits",
         **kwargs,
     ):
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if activation not in REMASK_ACTIVATIONS:
+        if activation not in REMAX_ACTIVATIONS:
             raise ValueError(
                 f"ReMask activation {activation!r} is unknown; known: "
-                f"{', '.join(REMASK_ACTIVATIONS)} (model_options.remax.activation)."
+                f"{', '.join(REMAX_ACTIVATIONS)} (model_options.remax.activation)."
+            )
+        if semantic_input not in SEMANTIC_INPUTS:
+            raise ValueError(
+                f"ReMask semantic_input {semantic_input!r} is unknown; known: "
+                f"{', '.join(SEMANTIC_INPUTS)}."
             )
         self.activation = activation
         self.stop_gradient = bool(stop_gradient)
         self.class_stop_gradient = bool(class_stop_gradient)
+        self.semantic_input = semantic_input
 
-    def _relax(self, mask_logits, semantic_logits, class_logits):
-        num_classes = semantic_logits.shape[-1]
+    @classmethod
+    def from_settings(cls, remax: ReMaXSettings, **kwargs) -> "ReMask":
+        """The layer a ReMaX configuration asks for; with
+        ``use_ground_truth_semantic`` it takes probabilities (Table 7)."""
+        semantic_input = (
+            "probabilities" if remax.use_ground_truth_semantic else "logits"
+        )
+        return cls(
+            activation=remax.activation,
+            stop_gradient=remax.stop_gradient,
+            class_stop_gradient=remax.class_stop_gradient,
+            semantic_input=semantic_input,
+            **kwargs,
+        )
+
+    def _relax(self, mask_logits, semantic, class_logits):
+        num_classes = semantic.shape[-1]
         if class_logits.shape[-1] is not None and num_classes is not None:
             if class_logits.shape[-1] != num_classes + 1:
                 raise ValueError(
                     f"ReMask: class_logits have {class_logits.shape[-1]} channels "
-                    f"but semantic_logits have {num_classes}; expected NC + 1 = "
+                    f"but the semantic input has {num_classes}; expected NC + 1 = "
                     f"{num_classes + 1} (NC real classes and void last)."
                 )
+        if self.semantic_input == "logits":
+            semantic = remask_semantic_probabilities(
+                semantic, self.activation, self.stop_gradient
+            )
         return relax_mask_logits(
             mask_logits,
-            remask_semantic_probabilities(
-                semantic_logits, self.activation, self.stop_gradient
-            ),
+            semantic,
             remask_class_probabilities(
                 class_logits, self.activation, self.class_stop_gradient
             ),
         )
 
     def call(self, inputs: Sequence[tf.Tensor], training=None) -> tf.Tensor:
-        mask_logits, semantic_logits, class_logits = inputs
+        mask_logits, semantic, class_logits = inputs
         if training is None or isinstance(training, bool):
             if not training:
                 return mask_logits
-            return self._relax(mask_logits, semantic_logits, class_logits)
+            return self._relax(mask_logits, semantic, class_logits)
         return tf.cond(
             tf.cast(training, tf.bool),
-            lambda: self._relax(mask_logits, semantic_logits, class_logits),
+            lambda: self._relax(mask_logits, semantic, class_logits),
             lambda: tf.identity(mask_logits),
         )
 
@@ -159,6 +197,7 @@ class ReMask(tf_keras.layers.Layer):
                 "activation": self.activation,
                 "stop_gradient": self.stop_gradient,
                 "class_stop_gradient": self.class_stop_gradient,
+                "semantic_input": self.semantic_input,
             }
         )
         return config

@@ -9,7 +9,9 @@ import pytest
 import tensorflow as tf
 
 from remax_tf import common
+from remax_tf.config.resolved import ReMaXSettings
 from remax_tf.losses.targets import ClassLayout
+from remax_tf.model.remask import ReMask
 
 CROP = (9, 17)
 OUTPUT = (5, 9)
@@ -80,7 +82,11 @@ def make_prediction(
     num_classes: int = 4,
     num_dataset_classes: int = 5,
     scale: float = 2.0,
+    remax: ReMaXSettings = ReMaXSettings(enabled=True),
 ) -> dict:
+    """Random predictions; the first ``num_relaxed`` auxiliary outputs carry
+    m_sem and the mask logits relaxed by ``ReMask`` with ``remax``'s settings,
+    as the model's training forward pass returns them."""
     rng = np.random.default_rng(seed)
     height, width = OUTPUT
 
@@ -103,6 +109,7 @@ def make_prediction(
                 scale * rng.normal(size=(batch, height, width, num_classes)),
                 tf.float32,
             )
+            result[common.PRED_RELAXED_MASK_LOGITS_KEY] = relax(result, remax)
         return result
 
     prediction = output(False)
@@ -113,6 +120,24 @@ def make_prediction(
         output(i < num_relaxed) for i in range(num_aux)
     )
     return prediction
+
+
+def relax(output: dict, remax: ReMaXSettings) -> tf.Tensor:
+    """The relaxed mask logits the model's ReMask layer gives ``output``."""
+    return ReMask.from_settings(remax)(
+        [
+            output[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY],
+            output[common.PRED_REMAX_SEMANTIC_LOGITS_KEY],
+            output[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY],
+        ],
+        training=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def relax_output():
+    """relax_output(output, remax) -> the output's ReMask-relaxed logits."""
+    return relax
 
 
 @pytest.fixture(scope="session")

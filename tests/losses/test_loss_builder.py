@@ -181,7 +181,7 @@ def test_only_the_first_stages_are_relaxed(layout, make_gt, make_pred):
     "stop_gradient, class_stop_gradient", [(True, True), (False, False)]
 )
 def test_gradients_of_relaxed_stage(
-    layout, make_gt, make_pred, stop_gradient, class_stop_gradient
+    layout, make_gt, make_pred, relax_output, stop_gradient, class_stop_gradient
 ):
     y_true, y_pred = make_gt(), make_pred(num_relaxed=1)
     aux0 = dict(y_pred[common.PRED_AUXILIARY_OUTPUTS][0])
@@ -195,8 +195,10 @@ def test_gradients_of_relaxed_stage(
     )
     loss = KMaXLoss(_settings(remax), layout)
     with tf.GradientTape(persistent=True) as tape:
+        # The model's forward pass: ReMask on the layer's outputs, then the loss.
         aux0[common.PRED_REMAX_SEMANTIC_LOGITS_KEY] = m_sem * 1.0
         aux0[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY] = classes * 1.0
+        aux0[common.PRED_RELAXED_MASK_LOGITS_KEY] = relax_output(aux0, remax)
         y_pred[common.PRED_AUXILIARY_OUTPUTS] = (aux0,) + y_pred[
             common.PRED_AUXILIARY_OUTPUTS
         ][1:]
@@ -318,19 +320,8 @@ def test_contract_errors(layout, make_gt, make_pred):
     loss = KMaXLoss(_settings(REMAX_ON), layout)
     with pytest.raises(ValueError, match="2 auxiliary outputs"):
         loss(make_gt(), make_pred(num_aux=1, num_relaxed=1))
-    with pytest.raises(KeyError, match=common.PRED_REMAX_SEMANTIC_LOGITS_KEY):
+    with pytest.raises(KeyError, match=common.PRED_RELAXED_MASK_LOGITS_KEY):
         loss(make_gt(), make_pred(num_relaxed=0))
-    y_pred = make_pred(num_relaxed=1)
-    aux = dict(y_pred[common.PRED_AUXILIARY_OUTPUTS][1])
-    aux[common.PRED_UNRELAXED_MASK_LOGITS_KEY] = aux[
-        common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY
-    ]
-    y_pred[common.PRED_AUXILIARY_OUTPUTS] = (
-        y_pred[common.PRED_AUXILIARY_OUTPUTS][0],
-        aux,
-    )
-    with pytest.raises(ValueError, match="applied by the loss"):
-        loss(make_gt(), y_pred)
     with pytest.raises(ValueError, match="things-then-stuff"):
         loss(make_gt(), make_pred(num_relaxed=1, num_classes=5))
 
@@ -386,12 +377,12 @@ def test_build_loss_from_config(layout):
     assert s.semantic_top_k_percent == pytest.approx(0.2)
     assert (s.instance_discrimination_sample_k, s.semantic_sample_k) == (4096, 4096)
     assert s.num_auxiliary_outputs == 3
-    assert s.mask_id_activation == "softmax" and s.eta == 0.0
+    assert s.remax.mask_id_activation == "softmax" and s.remax.reclass_eta == 0.0
     assert kmax.layout == layout
     assert len(kmax.loss_names) == 5 + 3 * 4 + 1
     remax = build_loss(_config("remax { num_relaxed_stages: 2 }"), _descriptor(layout))
-    assert remax.settings.mask_id_activation == "sigmoid"
-    assert remax.settings.eta == pytest.approx(0.1)
+    assert remax.settings.remax.mask_id_activation == "sigmoid"
+    assert remax.settings.remax.reclass_eta == pytest.approx(0.1)
     assert remax.settings.num_relaxed_stages == 2
     assert auxiliary_loss_key(1, common.REMAX_SEMANTIC_LOSS) in remax.loss_names
     # The default 4 relaxed stages on a 3-layer decoder relax all 3 layers.

@@ -13,6 +13,7 @@ from remax_tf import common
 from remax_tf.config import ConfigError
 from remax_tf.config import load_config
 from remax_tf.model import build_model
+from remax_tf.model.remask import ReMask
 
 CROP = 65
 SLOTS = 8
@@ -107,6 +108,22 @@ def test_training_outputs_follow_the_contract(remax_model):
             17,
             NUM_THING_STUFF,
         ]
+        # ReMask (Eq. 1-2) in the training forward pass, with the config's
+        # settings, on the layer's own m_pan, m_sem and p.
+        expected = ReMask(activation="sigmoid")(
+            [
+                prediction[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY],
+                prediction[common.PRED_REMAX_SEMANTIC_LOGITS_KEY],
+                prediction[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY],
+            ],
+            training=True,
+        )
+        np.testing.assert_allclose(
+            prediction[common.PRED_RELAXED_MASK_LOGITS_KEY].numpy(),
+            expected.numpy(),
+            rtol=1e-5,
+            atol=1e-5,
+        )
         key = prediction[common.PRED_KEY_FEATURE_KEY]
         assert key.shape[-1] == 128  # transformer_decoder_channels
         key_sizes.append(key.shape[1])
@@ -133,6 +150,8 @@ def test_only_the_first_relaxed_layers_get_semantic_logits(repo_root):
     auxiliary = model(_images(batch=1), training=True)[common.PRED_AUXILIARY_OUTPUTS]
     has = [common.PRED_REMAX_SEMANTIC_LOGITS_KEY in p for p in auxiliary]
     assert has == [True, True, False]
+    relaxed = [common.PRED_RELAXED_MASK_LOGITS_KEY in p for p in auxiliary]
+    assert relaxed == [True, True, False]
     assert all(common.PRED_KEY_FEATURE_KEY in p for p in auxiliary)
 
 
@@ -186,6 +205,12 @@ def test_keep_remax_at_inference_keeps_relaxed_outputs(repo_root):
     auxiliary = out[common.PRED_AUXILIARY_OUTPUTS]
     assert len(auxiliary) == model.num_relaxed_layers == 3
     assert all(common.PRED_REMAX_SEMANTIC_LOGITS_KEY in p for p in auxiliary)
+    # ReMask is the identity at inference (paper Table 5).
+    for p in auxiliary:
+        np.testing.assert_array_equal(
+            p[common.PRED_RELAXED_MASK_LOGITS_KEY].numpy(),
+            p[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY].numpy(),
+        )
     assert common.PRED_SEMANTIC_LOGITS_KEY not in out
     assert not any("remax" in layer.name for layer in model.training_only_layers)
 
