@@ -217,6 +217,8 @@ def train_and_export(
     """Trains, evaluates and exports; returns run_experiment's result."""
     from remax_tf.config import load_config
     from remax_tf.config import validate_config
+    from remax_tf.training import ConfigChangedError
+    from remax_tf.training import TrainingSetupError
     from remax_tf.training import run_experiment
 
     environ = dict(os.environ, REMAX_DATA_DIR=data_root)
@@ -228,7 +230,16 @@ def train_and_export(
     )
     set_num_steps(config, num_steps)
     validate_config(config, config_file)
-    return run_experiment("train_and_eval", config, model_dir)
+    try:
+        return run_experiment("train_and_eval", config, model_dir)
+    except ConfigChangedError as e:
+        # The trainer's fix names trainer flags; the demo's is another folder.
+        changed = ", ".join(field for field, _, _ in e.changes)
+        raise TrainingSetupError(
+            f"{model_dir} holds a demo model trained with other settings "
+            f"({changed}); the demo does not resume a different run. Fix: use a "
+            f"fresh --output_dir, or delete {model_dir} to retrain in this one."
+        ) from e
 
 
 def draw_predictions(
