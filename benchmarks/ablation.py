@@ -159,6 +159,7 @@ def _remax(field: str, value) -> str:
 _SOLVER = "trainer_options.solver_options"
 _LR10 = f"{_SOLVER}.base_learning_rate={BASE_LEARNING_RATE * LEARNING_RATE_FACTOR:g}"
 _CLIP = f"{_SOLVER}.use_gradient_clipping=true"
+_REDUCTION = "mask_id_sigmoid_reduction"
 
 
 # Each variant: (name, reference, overrides): the reference's overrides plus
@@ -175,6 +176,9 @@ _VARIANT_DEFINITIONS: Tuple[Tuple[str, str, Tuple[str, ...]], ...] = (
         (_remax("num_relaxed_stages", 0), _remax("eta", 0.0)),
     ),
     ("sigmoid_no_remax_clip", "sigmoid_no_remax", (_CLIP,)),
+    # The sigmoid mask-ID loss averaged over the slots instead of summed.
+    ("sigmoid_no_remax_mean", "sigmoid_no_remax", (_remax(_REDUCTION, "mean"),)),
+    ("remax_mean", "remax", (_remax(_REDUCTION, "mean"),)),
     ("remax_stages_2", "remax", (_remax("num_relaxed_stages", 2),)),
     ("remax_stages_6", "remax", (_remax("num_relaxed_stages", 6),)),
     ("remax_eta_0", "remax", (_remax("eta", 0.0),)),
@@ -369,6 +373,18 @@ def class_threshold_rows() -> List[Row]:
     ]
 
 
+def mask_id_reduction_rows() -> List[Row]:
+    # Not a paper table (the paper does not say how the sigmoid mask-ID loss
+    # reduces over slots): sum vs mean, without and with ReMaX, beside kMaX.
+    return [
+        Row("mask_id_reduction", "softmax (kMaX)", "kmax"),
+        Row("mask_id_reduction", "sigmoid sum, no ReMaX", "sigmoid_no_remax"),
+        Row("mask_id_reduction", "sigmoid mean, no ReMaX", "sigmoid_no_remax_mean"),
+        Row("mask_id_reduction", "sigmoid sum, ReMaX", "remax"),
+        Row("mask_id_reduction", "sigmoid mean, ReMaX", "remax_mean"),
+    ]
+
+
 GROUPS: Dict[str, Callable[[], List[Row]]] = {
     "convergence": convergence_rows,
     "activation_clipping": activation_clipping_rows,
@@ -378,6 +394,7 @@ GROUPS: Dict[str, Callable[[], List[Row]]] = {
     "stop_gradient": stop_gradient_rows,
     "learning_rate": learning_rate_rows,
     "class_threshold": class_threshold_rows,
+    "mask_id_reduction": mask_id_reduction_rows,
 }
 # Variants of the convergence plot.
 CURVE_VARIANTS = ("kmax", "remax")

@@ -26,6 +26,8 @@ TRANSFORMER_DECODER_STRIDES = (32, 16, 8)
 REMAX_SEMANTIC_HEAD_ATROUS_RATES = (6, 12, 18)
 BLOCK_TYPES = ("axial", "bottleneck")
 REMAX_ACTIVATIONS = ("sigmoid", "softmax")
+# Reductions of the sigmoid mask-ID cross-entropy over the NQ slots of a pixel.
+MASK_ID_SIGMOID_REDUCTIONS = ("sum", "mean")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,8 @@ class ReMaXSettings:
     class_stop_gradient: bool = True
     # ReClass (Eq. 4) on every slot (paper, public code); False: matched only.
     reclass_unmatched_slots: bool = True
+    # Sigmoid mask-ID cross-entropy: sum or mean of the per-slot terms.
+    mask_id_sigmoid_reduction: str = "sum"
 
     def relaxed_layers(self, num_layers: int) -> int:
         """How many leading kMaX layers ReMask relaxes: the first
@@ -141,6 +145,7 @@ def resolve_remax_settings(options: model_pb2.ModelOptions) -> ReMaXSettings:
         keep_at_inference=r.keep_at_inference,
         class_stop_gradient=r.class_stop_gradient,
         reclass_unmatched_slots=r.reclass_unmatched_slots,
+        mask_id_sigmoid_reduction=r.mask_id_sigmoid_reduction,
     )
 
 

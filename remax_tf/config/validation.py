@@ -202,6 +202,12 @@ def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> No
                 f"model_options.remax.activation = {r.activation!r}: "
                 f"use one of {resolved.REMAX_ACTIVATIONS}."
             )
+        if r.mask_id_sigmoid_reduction not in resolved.MASK_ID_SIGMOID_REDUCTIONS:
+            problems.append(
+                "model_options.remax.mask_id_sigmoid_reduction = "
+                f"{r.mask_id_sigmoid_reduction!r}: use one of "
+                f"{resolved.MASK_ID_SIGMOID_REDUCTIONS}."
+            )
         if r.num_relaxed_stages < 0:
             problems.append(
                 "model_options.remax.num_relaxed_stages = "

@@ -255,6 +255,7 @@ class KMaXLoss:
                         gt.pixel_non_void,
                         s.remax.mask_id_activation,
                         s.mask_id_top_k_percent,
+                        s.remax.mask_id_sigmoid_reduction,
                     )
                 )
             if s.instance_discrimination_weight:

@@ -13,6 +13,11 @@ its ground-truth mask and 0 elsewhere ([B, P, NQ], ``Matching.slot_pixel_targets
   to another mask or unmatched (the false-positive part). The sum (not the
   mean) over slots keeps a per-pixel loss, like the softmax version, and is
   the loss whose FP/FN imbalance the paper's Figures 1 and 6 show.
+  ``reduction="mean"`` divides it by NQ instead (Keras' binary_crossentropy
+  and PyTorch's default reduction average over the slot axis); the paper does
+  not say which, and the FP/FN ratio is the same for both. At
+  initialisation "sum" is about NQ ln 2 per pixel (44 with 64 slots) against
+  ln NQ (4.2) for softmax.
 
 Both are reduced like DeepLab2: weighted per-pixel losses, top-k percent
 hardest pixels, mean over non-zero entries. Pixels that count: non-void
@@ -27,6 +32,7 @@ from typing import Tuple
 
 import tensorflow as tf
 
+from remax_tf.config.resolved import MASK_ID_SIGMOID_REDUCTIONS
 from remax_tf.config.resolved import REMAX_ACTIVATIONS
 from remax_tf.losses.reduction import average_top_k
 
@@ -44,20 +50,33 @@ def check_activation(activation: str) -> str:
 
 
 def per_pixel_mask_id_loss(
-    mask_logits: tf.Tensor, slot_pixel_targets: tf.Tensor, activation: str
+    mask_logits: tf.Tensor,
+    slot_pixel_targets: tf.Tensor,
+    activation: str,
+    sigmoid_reduction: str = "sum",
 ) -> tf.Tensor:
-    """[B, P, NQ] logits and 0/1 targets -> [B, P] unweighted loss."""
+    """[B, P, NQ] logits and 0/1 targets -> [B, P] unweighted loss.
+
+    ``sigmoid_reduction`` ("sum" or "mean" over the NQ slots) applies to
+    the sigmoid loss only.
+    """
     check_activation(activation)
     if activation == "softmax":
         return tf.nn.softmax_cross_entropy_with_logits(
             labels=slot_pixel_targets, logits=mask_logits, axis=-1
         )
-    return tf.reduce_sum(
-        tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=slot_pixel_targets, logits=mask_logits
-        ),
-        axis=-1,
+    if sigmoid_reduction not in MASK_ID_SIGMOID_REDUCTIONS:
+        raise ValueError(
+            f"mask-ID sigmoid reduction {sigmoid_reduction!r} is unknown; known: "
+            f"{', '.join(MASK_ID_SIGMOID_REDUCTIONS)} "
+            "(model_options.remax.mask_id_sigmoid_reduction)."
+        )
+    per_slot = tf.nn.sigmoid_cross_entropy_with_logits(
+        labels=slot_pixel_targets, logits=mask_logits
     )
+    if sigmoid_reduction == "mean":
+        return tf.reduce_mean(per_slot, axis=-1)
+    return tf.reduce_sum(per_slot, axis=-1)
 
 
 def mask_id_cross_entropy(
@@ -66,6 +85,7 @@ def mask_id_cross_entropy(
     pixel_non_void: tf.Tensor,
     activation: str,
     top_k_percent: float = 1.0,
+    sigmoid_reduction: str = "sum",
 ) -> tf.Tensor:
     """Per-sample mask-ID cross-entropy [B].
 
@@ -75,10 +95,13 @@ def mask_id_cross_entropy(
       pixel_non_void: [B, P].
       activation: "softmax" (kMaX) or "sigmoid" (ReMaX).
       top_k_percent: Fraction of hardest pixels kept.
+      sigmoid_reduction: "sum" or "mean" of the sigmoid per-slot terms.
     """
     has_target = tf.reduce_sum(slot_pixel_targets, axis=-1)
     weights = pixel_non_void * has_target
-    loss = per_pixel_mask_id_loss(mask_logits, slot_pixel_targets, activation)
+    loss = per_pixel_mask_id_loss(
+        mask_logits, slot_pixel_targets, activation, sigmoid_reduction
+    )
     return average_top_k(loss * weights, top_k_percent)
 
 

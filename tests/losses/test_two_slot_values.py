@@ -106,6 +106,26 @@ def test_sigmoid_mask_id_and_reclass_values():
     )
 
 
+def test_sigmoid_mask_id_mean_over_slots():
+    # "mean": the per-pixel sum of the two slots' binary terms, halved (NQ = 2);
+    # the other terms do not change.
+    summed = _loss(enabled=True, num_relaxed_stages=0, eta=0.1, activation="sigmoid")
+    mean = _loss(
+        enabled=True,
+        num_relaxed_stages=0,
+        eta=0.1,
+        activation="sigmoid",
+        mask_id_sigmoid_reduction="mean",
+    )
+    np.testing.assert_allclose(
+        float(mean[common.MASK_ID_CROSS_ENTROPY_LOSS]),
+        (math.log(4 / 3) + LN2) / 2,
+        rtol=1e-5,
+    )
+    for term in (common.PQ_STYLE_LOSS_CLASS_TERM, common.PQ_STYLE_LOSS_MASK_DICE_TERM):
+        assert float(mean[term]) == float(summed[term]), term
+
+
 @pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
 def test_fp_fn_parts(activation):
     logits = tf.reshape(tf.constant(MASK_LOGITS), (1, 4, 2))
