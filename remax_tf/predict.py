@@ -61,7 +61,7 @@ from remax_tf import cli
 from remax_tf.errors import RemaxError
 
 if TYPE_CHECKING:
-    from remax_tf.inference.predictor import Predictor
+    from remax_tf.inference.base import Predictor
 
 PANOPTIC_SUFFIX = "_panoptic.png"
 OVERLAY_SUFFIX = "_overlay.png"

@@ -7,9 +7,10 @@ from typing import Optional
 from typing import Tuple
 
 from remax_tf.config import resolved
+from remax_tf.config.backbones import KMAX_BACKBONE_NAMES
+from remax_tf.config.backbones import known_backbones
 from remax_tf.config.errors import ConfigError
 from remax_tf.data import datasets
-from remax_tf.model.pixel_encoder import registry
 from remax_tf.protos import config_pb2
 
 LEARNING_POLICIES = ("poly", "step", "cosine", "constant")
@@ -123,10 +124,10 @@ def _check_unit(problems: List[str], field: str, value: float) -> None:
 def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> None:
     model = config.model_options
     name = model.backbone.name
-    if name not in registry.KMAX_BACKBONES:
+    if name not in KMAX_BACKBONE_NAMES:
         problems.append(
             f"model_options.backbone.name = {name!r}: not a kMaX backbone. Known: "
-            f"{', '.join(registry.known_backbones())}."
+            f"{', '.join(known_backbones())}."
         )
     m = model.max_deeplab
     if m.HasField("pixel_decoder_output_stride") and (

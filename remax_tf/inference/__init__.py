@@ -20,7 +20,7 @@ _EXPORTS = {
     "MODEL_KINDS": "remax_tf.inference.model_files",
     "ModelFileError": "remax_tf.inference.model_files",
     "detect_model_kind": "remax_tf.inference.model_files",
-    "Predictor": "remax_tf.inference.predictor",
+    "Predictor": "remax_tf.inference.base",
     "load_predictor": "remax_tf.inference.predictor",
     "CheckpointPredictor": "remax_tf.inference.checkpoint_predictor",
     "SavedModelPredictor": "remax_tf.inference.saved_model_predictor",

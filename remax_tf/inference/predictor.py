@@ -10,61 +10,29 @@ what the labels mean.
 
 from __future__ import annotations
 
-import os
-from typing import Dict
 from typing import Optional
 from typing import Sequence
 
-import numpy as np
-
-from remax_tf import common
-from remax_tf.data.datasets import DatasetDescriptor
+from remax_tf.config import load_config
+from remax_tf.data.datasets import get_dataset_descriptor
 from remax_tf.inference import model_files
+from remax_tf.inference.base import OUTPUT_KEYS
+from remax_tf.inference.base import Predictor
+from remax_tf.inference.base import check_image
+from remax_tf.inference.base import select_outputs
+from remax_tf.inference.checkpoint_predictor import CheckpointPredictor
+from remax_tf.inference.saved_model_predictor import SavedModelPredictor
+from remax_tf.inference.tflite_predictor import TFLitePredictor
 
-# The maps a predictor returns (all at the input image's size).
-OUTPUT_KEYS = (
-    common.PRED_PANOPTIC_KEY,
-    common.PRED_SEMANTIC_KEY,
-    common.PRED_INSTANCE_KEY,
-    common.PRED_INSTANCE_SCORES_KEY,
-    common.PRED_SEMANTIC_SCORES_KEY,
-)
-
-
-class Predictor:
-    """Base class: ``kind``, ``source``, ``descriptor`` and ``__call__``."""
-
-    kind: str = ""
-
-    def __init__(self, source: str, descriptor: DatasetDescriptor) -> None:
-        self.source = source
-        self.descriptor = descriptor
-
-    def __call__(self, image: np.ndarray) -> Dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.source} (dataset {self.descriptor.name})"
-
-
-def check_image(image: np.ndarray) -> np.ndarray:
-    """``image`` as a C-contiguous [H, W, 3] uint8 array, or a ValueError."""
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
-        raise ValueError(f"expected an [H, W, 3] RGB image, got shape {image.shape}.")
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {image.dtype}.")
-    return np.ascontiguousarray(image)
-
-
-def select_outputs(outputs, source: str) -> Dict[str, np.ndarray]:
-    """The :data:`OUTPUT_KEYS` present in ``outputs``, as numpy arrays."""
-    if common.PRED_PANOPTIC_KEY not in outputs:
-        raise model_files.ModelFileError(
-            f"{source} returns {sorted(outputs)}, without "
-            f"{common.PRED_PANOPTIC_KEY!r}; export it with remax_tf.export."
-        )
-    return {key: np.asarray(outputs[key]) for key in OUTPUT_KEYS if key in outputs}
+# Defined in remax_tf.inference.base (below the three kinds of predictor);
+# named here too, where load_predictor returns them.
+__all__ = [
+    "OUTPUT_KEYS",
+    "Predictor",
+    "check_image",
+    "load_predictor",
+    "select_outputs",
+]
 
 
 def load_predictor(
@@ -98,16 +66,11 @@ def load_predictor(
                 "trained it with --config_file (and the same --config_override "
                 "flags)."
             )
-        from remax_tf.config import load_config
-        from remax_tf.inference.checkpoint_predictor import CheckpointPredictor
-
-        config = load_config(
-            config_file, config_overrides, environ=_PlaceholderEnviron()
-        )
+        # Predicting reads no data files: the ``${REMAX_DATA_DIR}``-style
+        # placeholders of dataset paths in the shipped configs may stay unset.
+        config = load_config(config_file, config_overrides, unset_placeholders="empty")
         descriptor = None
         if dataset:
-            from remax_tf.data.datasets import get_dataset_descriptor
-
             descriptor = get_dataset_descriptor(dataset)
         return CheckpointPredictor(config, model, descriptor)
     if config_file or config_overrides:
@@ -119,26 +82,5 @@ def load_predictor(
     metadata = model_files.read_metadata(metadata_path)
     descriptor = model_files.resolve_descriptor(dataset, metadata, metadata_path)
     if kind == model_files.SAVED_MODEL:
-        from remax_tf.inference.saved_model_predictor import SavedModelPredictor
-
         return SavedModelPredictor(model_files.find_saved_model(model), descriptor)
-    from remax_tf.inference.tflite_predictor import TFLitePredictor
-
     return TFLitePredictor(model, descriptor, metadata)
-
-
-class _PlaceholderEnviron(dict):
-    """``os.environ`` where unset ``${VAR}`` placeholders read as empty.
-
-    Predicting needs no data files, so the ``${REMAX_DATA_DIR}``-style
-    placeholders of dataset paths in the shipped configs may stay unset.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(os.environ)
-
-    def __contains__(self, key) -> bool:
-        return True
-
-    def __missing__(self, key) -> str:
-        return ""

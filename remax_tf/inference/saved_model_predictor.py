@@ -13,9 +13,9 @@ import tensorflow as tf
 
 from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.inference import model_files
-from remax_tf.inference.predictor import Predictor
-from remax_tf.inference.predictor import check_image
-from remax_tf.inference.predictor import select_outputs
+from remax_tf.inference.base import Predictor
+from remax_tf.inference.base import check_image
+from remax_tf.inference.base import select_outputs
 
 SERVING_SIGNATURE = "serving_default"
 

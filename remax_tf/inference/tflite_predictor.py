@@ -38,10 +38,10 @@ from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.export.saved_model import RAW_OUTPUT_KEYS
 from remax_tf.export.tflite import POSTPROCESS_FILE
 from remax_tf.inference import model_files
-from remax_tf.inference.predictor import OUTPUT_KEYS
-from remax_tf.inference.predictor import Predictor
-from remax_tf.inference.predictor import check_image
-from remax_tf.inference.predictor import select_outputs
+from remax_tf.inference.base import OUTPUT_KEYS
+from remax_tf.inference.base import Predictor
+from remax_tf.inference.base import check_image
+from remax_tf.inference.base import select_outputs
 from remax_tf.postprocess import undo_resize_and_pad
 
 SERVING_SIGNATURE = "serving_default"

@@ -1,24 +1,12 @@
 """kMaX-DeepLab models with ReMaX's training-only relaxations.
 
 ``build_model(config)`` is the entry point, ``KMaXDeepLab`` the model class
-and ``ReMask`` the training-only relaxation applied inside the loss. They are
-imported lazily so that the TensorFlow-free parts below this package (the
-backbone registry read by the config validator) stay importable without
-TensorFlow and without import cycles.
+and ``ReMask`` the training-only relaxation of the mask logits it applies in
+its training forward pass.
 """
 
-import importlib
+from remax_tf.model.builder import build_model
+from remax_tf.model.kmax_deeplab import KMaXDeepLab
+from remax_tf.model.remask import ReMask
 
-_EXPORTS = {
-    "build_model": "remax_tf.model.builder",
-    "KMaXDeepLab": "remax_tf.model.kmax_deeplab",
-    "ReMask": "remax_tf.model.remask",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'remax_tf.model' has no attribute {name!r}")
+__all__ = ["KMaXDeepLab", "ReMask", "build_model"]

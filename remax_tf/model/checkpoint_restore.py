@@ -30,7 +30,6 @@ items are reported, not restored later.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import re
 from typing import Dict
@@ -41,6 +40,22 @@ from typing import Tuple
 
 import tensorflow as tf
 from tensorflow.core.protobuf import trackable_object_graph_pb2
+
+from remax_tf.model import deeplab2_mapping
+from remax_tf.model.checkpoint_report import RestoreReport
+from remax_tf.model.checkpoint_report import resolve_checkpoint_prefix
+
+# Defined in checkpoint_report (below deeplab2_mapping); imported from here.
+__all__ = [
+    "CLASS_HEAD_PATTERNS",
+    "RestoreReport",
+    "object_path",
+    "resolve_checkpoint_prefix",
+    "restore_items",
+    "restore_model_checkpoint",
+    "restore_root",
+    "root_children",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,82 +82,6 @@ CLASS_HEAD_PATTERNS = (
     r"^semantic_last_layer(/|$)",
     r"^remax_semantic_head_\d+/_final_conv(/|$)",
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class RestoreReport:
-    """What a partial restore did.
-
-    Model variables are named by ``tf.Variable.name``; checkpoint variables
-    by their object path (checkpoint key without ``/.ATTRIBUTES/...``).
-
-    Attributes:
-      checkpoint: The checkpoint prefix read.
-      layout: ``'items'`` (named items under the root), ``'root'`` (the
-        object is the root), or a caller's name for its layout.
-      restored: Model variables given their checkpoint value.
-      missing: Model variables the checkpoint does not have (initial values).
-      excluded: Model variables left at their initial value because their
-        checkpoint path matched an ``exclude`` pattern.
-      unused: Checkpoint variables under the requested items that no model
-        variable took (excluded ones not counted).
-      absent_items: Requested item names the checkpoint does not hold.
-      unbuilt_items: Requested items without variables (never called, e.g.
-        training-only heads of an inference model); not restored.
-      skipped: Checkpoint entries that are not model weights and were not
-        read: optimizer slots and counters, ``global_step`` (listed for
-        DeepLab2 checkpoints; remax_tf restores ignore them silently).
-    """
-
-    checkpoint: str
-    layout: str
-    restored: Tuple[str, ...]
-    missing: Tuple[str, ...]
-    unused: Tuple[str, ...]
-    excluded: Tuple[str, ...] = ()
-    absent_items: Tuple[str, ...] = ()
-    unbuilt_items: Tuple[str, ...] = ()
-    skipped: Tuple[str, ...] = ()
-
-    def summary(self) -> str:
-        parts = [
-            f"restored {len(self.restored)} variables",
-            f"{len(self.missing)} missing from the checkpoint",
-            f"{len(self.unused)} checkpoint variables unused",
-        ]
-        if self.excluded:
-            parts.append(f"{len(self.excluded)} excluded (kept at init)")
-        if self.absent_items:
-            parts.append(f"items not in the checkpoint: {list(self.absent_items)}")
-        if self.unbuilt_items:
-            parts.append(f"unbuilt items skipped: {list(self.unbuilt_items)}")
-        if self.skipped:
-            parts.append(
-                f"{len(self.skipped)} non-model entries skipped (optimizer, step)"
-            )
-        return f"{self.checkpoint} ({self.layout}): " + ", ".join(parts)
-
-
-def resolve_checkpoint_prefix(path: str, what: str = "checkpoint") -> str:
-    """A checkpoint prefix from a prefix or a directory (its latest checkpoint).
-
-    Raises:
-      FileNotFoundError: naming ``what`` and ``path`` when there is none.
-    """
-    if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(
-                f"{what} directory {path!r} holds no checkpoint (no 'checkpoint' "
-                "state file); pass a checkpoint prefix such as DIR/ckpt-1000 instead."
-            )
-        return latest
-    if not tf.io.gfile.exists(path + ".index"):
-        raise FileNotFoundError(
-            f"{what} {path!r} is not a TF2 checkpoint prefix: {path}.index does "
-            "not exist."
-        )
-    return path
 
 
 def _object_graph(reader, what: str) -> trackable_object_graph_pb2.TrackableObjectGraph:
@@ -350,8 +289,6 @@ def restore_items(
     """
     prefix = resolve_checkpoint_prefix(path, what)
     graph = _object_graph(tf.train.load_checkpoint(prefix), what)
-    from remax_tf.model import deeplab2_mapping
-
     if deeplab2_mapping.detect_layout(prefix):
         # A DeepLab2 checkpoint (model zoo, ImageNet backbone, Model Garden or
         # Keras weights): mapped by name rules, not by object graph.

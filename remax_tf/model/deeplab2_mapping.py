@@ -67,6 +67,8 @@ import numpy as np
 import tensorflow as tf
 
 from remax_tf import common
+from remax_tf.model.checkpoint_report import RestoreReport
+from remax_tf.model.checkpoint_report import resolve_checkpoint_prefix
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -570,7 +572,7 @@ def restore_deeplab2(
       what: How errors and logs name the checkpoint.
 
     Returns:
-      A :class:`~remax_tf.model.checkpoint_restore.RestoreReport` whose
+      A :class:`~remax_tf.model.checkpoint_report.RestoreReport` whose
       ``layout`` is the DeepLab2 layout; ``missing`` lists the model
       variables DeepLab2 has no value for (ReMaX's semantic heads), ``skipped``
       the checkpoint's optimizer slots and step counters, ``unused`` DeepLab2
@@ -580,9 +582,6 @@ def restore_deeplab2(
       ValueError: If the checkpoint is not a DeepLab2 one, if mapped variables
         differ in shape (nothing is restored then), or if nothing matched.
     """
-    from remax_tf.model.checkpoint_restore import RestoreReport
-    from remax_tf.model.checkpoint_restore import resolve_checkpoint_prefix
-
     prefix = resolve_checkpoint_prefix(path, what)
     layout = layout or detect_layout(prefix)
     if layout not in LAYOUTS:

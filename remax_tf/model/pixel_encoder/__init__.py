@@ -22,16 +22,15 @@ kmax_mobilenet_v3_large    16, 72, 120, 672, 960                  2,4,8,16,32
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
 from typing import Callable
 from typing import Optional
 from typing import Sequence
 
+import tf_keras
+
 from remax_tf.model.pixel_encoder.registry import KMAX_BACKBONES
 from remax_tf.model.pixel_encoder.registry import known_backbones
-
-if TYPE_CHECKING:  # The config validator imports the registry without TF.
-    import tf_keras
+from remax_tf.model.pixel_encoder.weights import load_pretrained_weights
 
 __all__ = ["build_pixel_encoder", "known_backbones"]
 
@@ -94,7 +93,5 @@ def build_pixel_encoder(
         **kwargs,
     )
     if pretrained_weights:
-        from remax_tf.model.pixel_encoder.weights import load_pretrained_weights
-
         load_pretrained_weights(model, pretrained_weights)
     return model

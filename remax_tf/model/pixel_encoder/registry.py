@@ -1,12 +1,13 @@
-"""Names of the kMaX pixel encoders (backbones), without importing TensorFlow.
+"""The builder of each kMaX pixel encoder (backbone) name.
 
-The config validator reads :data:`KMAX_BACKBONES` to reject unknown names
-early; :func:`remax_tf.model.pixel_encoder.build_pixel_encoder` imports the
-builder named here. Names are DeepLab2's ``backbone.name`` with the ``kmax_``
-prefix (exact match, no substring dispatch).
+The names are the config's (:data:`remax_tf.config.backbones.KMAX_BACKBONE_NAMES`,
+which the config validator reads); :func:`remax_tf.model.pixel_encoder.
+build_pixel_encoder` imports only the builder it needs.
 """
 
 from typing import Dict
+
+from remax_tf.config.backbones import known_backbones
 
 # backbone name -> "module:function" of its builder, imported lazily.
 KMAX_BACKBONES: Dict[str, str] = {
@@ -20,6 +21,4 @@ KMAX_BACKBONES: Dict[str, str] = {
     "kmax_mobilenet_v3_large": "remax_tf.model.pixel_encoder.mobilenet_v3:build_large",
 }
 
-
-def known_backbones():
-    return tuple(sorted(KMAX_BACKBONES))
+__all__ = ["KMAX_BACKBONES", "known_backbones"]

@@ -135,3 +135,9 @@ def test_partial_checkpoint_report(tmp_path):
 def test_unknown_drop_path_schedule():
     with pytest.raises(ValueError, match="schedule 'cosine'"):
         build_pixel_encoder(NAME, drop_path_schedule="cosine")
+
+
+def test_registry_builds_exactly_the_names_the_config_accepts():
+    from remax_tf.config.backbones import KMAX_BACKBONE_NAMES
+
+    assert sorted(registry.KMAX_BACKBONES) == sorted(KMAX_BACKBONE_NAMES)
