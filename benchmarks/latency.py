@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -61,7 +60,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 VARIANTS = (
     "keras",
     "saved_model",
@@ -87,12 +85,8 @@ SINGLE_INT8_FILE = "model_int8_single.tflite"
 def _load_config(path: str, overrides: Sequence[str]):
     from remax_tf.config import load_config
 
-    with open(path, encoding="utf-8") as f:
-        names = set(_PLACEHOLDER.findall(f.read()))
-    environ = dict(os.environ)
-    for name in names:
-        environ.setdefault(name, "")
-    return load_config(path, overrides, environ=environ, validate=False)
+    # Placeholders (data paths, checkpoints) do not affect the model.
+    return load_config(path, overrides, validate=False, unset_placeholders="empty")
 
 
 def _crop_overrides(crop: Optional[int]) -> List[str]:

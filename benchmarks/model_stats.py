@@ -31,7 +31,6 @@ import argparse
 import collections
 import json
 import os
-import re
 import statistics
 import sys
 import time
@@ -48,7 +47,6 @@ from remax_tf.config import load_config  # noqa: E402
 from remax_tf.model import build_model  # noqa: E402
 from remax_tf.protos import config_pb2  # noqa: E402
 
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Input size of the training call that builds the training-only layers.
 TRAINING_BUILD_CROP = 65
 _COUNTED_OPS = (
@@ -128,13 +126,8 @@ def _eval_crop(config: config_pb2.ExperimentOptions) -> tuple:
 
 
 def _load(path: str, overrides: Sequence[str]) -> config_pb2.ExperimentOptions:
-    with open(path, encoding="utf-8") as f:
-        names = set(_PLACEHOLDER.findall(f.read()))
     # Placeholders (data paths, checkpoints) do not affect the model.
-    environ = dict(os.environ)
-    for name in names:
-        environ.setdefault(name, "")
-    return load_config(path, overrides, environ=environ, validate=False)
+    return load_config(path, overrides, validate=False, unset_placeholders="empty")
 
 
 def _count(variables) -> int:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from typing import Callable
 from typing import Dict
@@ -43,19 +42,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 VARIANTS = ("keras", "fp32", "fp16", "dynamic", "int8", "int8_float_decoder")
 
 
 def _load_config(path: str, overrides: Sequence[str]):
     from remax_tf.config import load_config
 
-    with open(path, encoding="utf-8") as f:
-        names = set(_PLACEHOLDER.findall(f.read()))
-    environ = dict(os.environ)
-    for name in names:
-        environ.setdefault(name, "")
-    return load_config(path, overrides, environ=environ, validate=False)
+    # Placeholders (data paths, checkpoints) do not affect the model.
+    return load_config(path, overrides, validate=False, unset_placeholders="empty")
 
 
 def validation_records(config, count: int):

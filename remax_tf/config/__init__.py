@@ -12,6 +12,7 @@ any config down to try it.
 from remax_tf.config.errors import ConfigError
 from remax_tf.config.loader import apply_override
 from remax_tf.config.loader import load_config
+from remax_tf.config.loader import placeholder_names
 from remax_tf.config.loader import substitute_placeholders
 from remax_tf.config.validation import validate_config
 
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "apply_override",
     "load_config",
+    "placeholder_names",
     "small_crop_overrides",
     "substitute_placeholders",
     "validate_config",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from typing import Iterable
+from typing import List
 from typing import Mapping
 from typing import Optional
 
@@ -25,6 +26,14 @@ from remax_tf.config.validation import validate_config
 from remax_tf.protos import config_pb2
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# What load_config does with a ``${VAR}`` whose VAR is unset: raise a
+# ConfigError naming it, leave it as the literal text ``${VAR}``, or read "".
+UNSET_PLACEHOLDERS = ("error", "keep", "empty")
+
+
+def placeholder_names(text: str) -> List[str]:
+    """The names of the ``${VAR}`` placeholders in ``text``, in order, once each."""
+    return list(dict.fromkeys(_PLACEHOLDER.findall(text)))
 
 
 def substitute_placeholders(
@@ -185,6 +194,7 @@ def load_config(
     environ: Optional[Mapping[str, str]] = None,
     num_replicas: int = 1,
     validate: bool = True,
+    unset_placeholders: str = "error",
 ) -> config_pb2.ExperimentOptions:
     """Reads, completes and validates an experiment textproto.
 
@@ -196,6 +206,12 @@ def load_config(
       environ: Values of ``${VAR}`` placeholders; default ``os.environ``.
       num_replicas: Replicas the global batch sizes must divide into.
       validate: Run :func:`validate_config` (the trainer always does).
+      unset_placeholders: A ``${VAR}`` whose VAR is not in ``environ``:
+        ``"error"`` raises a ConfigError naming it; ``"empty"`` reads it as
+        an empty string (commands that read no data files: predicting,
+        benchmarks); ``"keep"`` leaves the text ``${VAR}`` in the field, so
+        that whatever later needs the field can name the variable (see
+        :func:`placeholder_names`; ``python -m remax_tf.export``).
 
     Returns:
       The ``ExperimentOptions`` message.
@@ -211,6 +227,16 @@ def load_config(
             "Fix: pass an existing .textproto to --config_file (configs/<dataset>/"
             "<name>.textproto also names the configs shipped with remax_tf)."
         ) from e
+    if unset_placeholders not in UNSET_PLACEHOLDERS:
+        raise ValueError(
+            f"unset_placeholders={unset_placeholders!r}: use one of "
+            f"{UNSET_PLACEHOLDERS}."
+        )
+    if unset_placeholders != "error":
+        environ = dict(os.environ if environ is None else environ)
+        for name in placeholder_names(text):
+            default = "" if unset_placeholders == "empty" else "${%s}" % name
+            environ.setdefault(name, default)
     text = substitute_placeholders(text, path, environ)
     config = _parse_text(text, path)
     for override in overrides:

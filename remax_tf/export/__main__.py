@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
 import sys
 from typing import Optional
 from typing import Sequence
 
 from remax_tf import atomic
 from remax_tf import cli
+from remax_tf.config import load_config
 from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS
 from remax_tf.export.options import FORMATS
 from remax_tf.export.options import QUANTIZE_MODES
-
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _split(values: Optional[Sequence[str]]) -> list:
@@ -125,19 +122,11 @@ def _load_config(args: argparse.Namespace):
     """The config, with every unset ``${VAR}`` left as it is: data paths do
     not matter unless int8 calibration reads the training files, which then
     names the unset variable (``exporter.training_images``)."""
-    from remax_tf.config import load_config
-    from remax_tf.config.shipped import read_config_text
-
-    try:
-        text = read_config_text(args.config_file)
-    except OSError:
-        text = ""  # load_config names the missing file.
-    names = set(_PLACEHOLDER.findall(text))
-    environ = dict(os.environ)
-    for name in names:
-        environ.setdefault(name, "${%s}" % name)
     return load_config(
-        args.config_file, args.config_override, environ=environ, validate=False
+        args.config_file,
+        args.config_override,
+        validate=False,
+        unset_placeholders="keep",
     )
 
 

@@ -3,8 +3,9 @@
 :func:`export_from_config` serves the trainer (``--mode export`` and
 ``export_at_end``); :func:`export_checkpoint` the command line
 (``python -m remax_tf.export``): it builds the inference model, restores a
-checkpoint through :func:`remax_tf.model.checkpoint_restore.restore_items`
-and exports.
+checkpoint strictly
+(:func:`remax_tf.inference.restored_model.build_restored_model`, as
+``remax-predict`` does) and exports.
 
 Output directory layout::
 
@@ -22,7 +23,6 @@ model (a ``saved_model/`` without ``metadata.json``) or mixes two exports.
 from __future__ import annotations
 
 import os
-import re
 from typing import Any
 from typing import Dict
 from typing import Iterable
@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from remax_tf import atomic
 from remax_tf.config import ConfigError
+from remax_tf.config import placeholder_names
 from remax_tf.export import tflite as tflite_lib
 from remax_tf.export.options import FORMATS
 from remax_tf.export.options import SAVED_MODEL
@@ -43,22 +44,17 @@ from remax_tf.export.saved_model import METADATA_FILE
 from remax_tf.export.saved_model import SAVED_MODEL_DIR
 from remax_tf.export.saved_model import ServingModule
 from remax_tf.export.saved_model import build_serving_module
-from remax_tf.export.saved_model import eval_preprocess_config
 from remax_tf.export.saved_model import export_descriptor
 from remax_tf.export.saved_model import export_saved_model
 from remax_tf.export.saved_model import metadata
 from remax_tf.export.saved_model import write_metadata
-from remax_tf.inference.model_files import ModelFileError
-from remax_tf.inference.model_files import find_checkpoint
-from remax_tf.inference.model_files import without_initial_weights
+from remax_tf.inference.restored_model import build_restored_model
 from remax_tf.protos import config_pb2
 
 TFLITE_DIR = "tflite"
 # What an export folder holds: an earlier export of these alone is replaced
 # as a whole; metadata.json, written last, marks a complete export.
 EXPORT_ENTRIES = (SAVED_MODEL_DIR, TFLITE_DIR, METADATA_FILE)
-# A ``${VAR}`` the command line left in the config because VAR is unset.
-_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Backbones whose models are small enough for phones; their exports add the
 # fp32 TFLite file by default (ReMaX-T / ReMaX-S and the demo models).
 MOBILE_BACKBONE_PREFIX = "kmax_mobilenet"
@@ -122,7 +118,7 @@ def _check_placeholders_set(patterns: Sequence[str]) -> None:
     """Raises naming the environment variable of an unset ``${VAR}`` left in
     a file pattern (``python -m remax_tf.export`` keeps them)."""
     for pattern in patterns:
-        names = _PLACEHOLDER.findall(pattern)
+        names = placeholder_names(pattern)
         if names:
             raise ConfigError(
                 f"{names[0]} is not set; config field "
@@ -261,31 +257,10 @@ def export_checkpoint(
         config's model.
       OutputPathError: ``output_dir`` cannot be written.
     """
-    from remax_tf.model import build_model
-    from remax_tf.model.checkpoint_restore import restore_items
-
     atomic.check_output_dir(output_dir)
-    checkpoint = find_checkpoint(checkpoint, config.experiment_name, "--checkpoint")
-    # The checkpoint replaces the initial weights: they are not read.
-    config = without_initial_weights(config)
-    descriptor = export_descriptor(config)
-    model = build_model(config, descriptor)
-    crop = eval_preprocess_config(config, descriptor).crop_size
-    model(tf.zeros([1] + list(crop) + [3]), training=False)
-    try:
-        report = restore_items(model.checkpoint_items, checkpoint, what="--checkpoint")
-    except (FileNotFoundError, ValueError) as e:
-        raise ModelFileError(
-            f"{e} Fix: export the checkpoint with the --config_file (and "
-            "--config_override flags) that trained it."
-        ) from e
-    if report.missing:
-        raise ModelFileError(
-            f"--checkpoint {report.checkpoint} lacks {len(report.missing)} "
-            f"inference variables of this config's model, e.g. "
-            f"{list(report.missing[:5])}; export the checkpoint with the config "
-            "that trained it."
-        )
-    result = export_from_config(config, model, output_dir, **kwargs)
-    result["restore"] = report.summary()
+    restored = build_restored_model(
+        config, checkpoint, flag="--checkpoint", verb="export"
+    )
+    result = export_from_config(restored.config, restored.model, output_dir, **kwargs)
+    result["restore"] = restored.report.summary()
     return result

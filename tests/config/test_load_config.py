@@ -9,6 +9,7 @@ import pytest
 
 from remax_tf.config import ConfigError
 from remax_tf.config import load_config
+from remax_tf.config import placeholder_names
 from remax_tf.config import resolved
 from remax_tf.data import datasets
 
@@ -51,6 +52,21 @@ def test_valid_config_loads_with_placeholders(tmp_path):
     assert config.experiment_name == "exp"
     assert list(config.train_dataset_options.file_pattern) == ["/data/train-*.tfrecord"]
     assert config.train_dataset_options.crop_size == [641, 641]
+
+
+def test_unset_placeholders_raise_keep_or_read_empty(tmp_path):
+    path = write(tmp_path, VALID)
+    environ = {"EXPERIMENT_NAME": "exp"}
+    assert placeholder_names(VALID) == ["EXPERIMENT_NAME", "TRAIN_SET"]
+    with pytest.raises(ConfigError, match=r"\$\{TRAIN_SET\} is not set"):
+        load_config(path, environ=environ)
+    kept = load_config(path, environ=environ, unset_placeholders="keep")
+    assert list(kept.train_dataset_options.file_pattern) == ["${TRAIN_SET}"]
+    empty = load_config(path, environ=environ, unset_placeholders="empty")
+    assert list(empty.train_dataset_options.file_pattern) == [""]
+    assert empty.experiment_name == "exp"  # set ones keep their values
+    with pytest.raises(ValueError, match="unset_placeholders"):
+        load_config(path, environ=environ, unset_placeholders="skip")
 
 
 def test_placeholders_come_from_os_environ(tmp_path, monkeypatch):
