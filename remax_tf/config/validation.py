@@ -6,6 +6,7 @@ from typing import List
 from typing import Optional
 from typing import Tuple
 
+from remax_tf.config import dataset_choice
 from remax_tf.config import resolved
 from remax_tf.config.backbones import KMAX_BACKBONE_NAMES
 from remax_tf.config.backbones import known_backbones
@@ -138,9 +139,13 @@ def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> No
             f"{m.pixel_decoder_output_stride}: use 2, 4, 8, 16 or 32."
         )
         return
-    dataset = config.train_dataset_options.dataset or "coco_panoptic"
     try:
-        descriptor = datasets.get_dataset_descriptor(dataset)
+        name = dataset_choice.dataset_name(config, dataset_choice.TRAIN)
+    except ConfigError as e:
+        problems.append(str(e))
+        return
+    try:
+        descriptor = datasets.get_dataset_descriptor(name)
     except (KeyError, ValueError):
         return  # Reported by _check_dataset.
     k = resolved.resolve_kmax_settings(model, descriptor)

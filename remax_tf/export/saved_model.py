@@ -41,6 +41,8 @@ from typing import Sequence
 import tensorflow as tf
 
 from remax_tf import common
+from remax_tf.config.dataset_choice import EVAL
+from remax_tf.config.dataset_choice import dataset_descriptor
 from remax_tf.data import datasets
 from remax_tf.data import preprocessing
 from remax_tf.data.datasets import DatasetDescriptor
@@ -110,14 +112,13 @@ def _eval_dataset_options(config: config_pb2.ExperimentOptions):
 
 
 def export_descriptor(config: config_pb2.ExperimentOptions) -> DatasetDescriptor:
-    """The dataset whose labels the exported model predicts."""
-    name = config.eval_dataset_options.dataset or config.train_dataset_options.dataset
-    if not name:
-        raise ValueError(
-            "export needs the dataset: set eval_dataset_options.dataset (or "
-            "train_dataset_options.dataset) in the config."
-        )
-    return datasets.get_dataset_descriptor(name)
+    """The dataset whose labels the exported model predicts: the config's
+    evaluation dataset (:func:`remax_tf.config.dataset_choice.dataset_name`).
+
+    Raises:
+      ConfigError: the config names no dataset.
+    """
+    return dataset_descriptor(config, EVAL)
 
 
 def eval_preprocess_config(

@@ -13,11 +13,13 @@ from typing import Any
 from typing import Dict
 from typing import Optional
 
+from remax_tf.config.dataset_choice import TRAIN
+from remax_tf.config.dataset_choice import dataset_descriptor
+from remax_tf.config.deeplab2_defaults import ASPP_ATROUS_RATES
 from remax_tf.config.errors import ConfigError
 from remax_tf.config.resolved import KMaXSettings
 from remax_tf.config.resolved import resolve_kmax_settings
 from remax_tf.data.datasets import DatasetDescriptor
-from remax_tf.data.datasets import get_dataset_descriptor
 from remax_tf.model.heads.auxiliary_semantic_head import AuxiliarySemanticHead
 from remax_tf.model.heads.kmax_prediction_head import KMaXPredictionHead
 from remax_tf.model.heads.remax_semantic_head import ReMaXSemanticHead
@@ -35,7 +37,6 @@ PIXEL_SPACE_HEAD_CHANNELS = 256
 PIXEL_EMBEDDING_CHANNELS = 128
 AUXILIARY_SEMANTIC_HEAD_CHANNELS = 256
 AUXILIARY_LOW_LEVEL = (("res3", 64), ("res2", 32))
-ASPP_ATROUS_RATES = (6, 12, 18)
 # DeepLab2 transformer_decoder/kmax.py sets endpoints['feature_semantic'] to
 # the backbone's stage5, which decoder.feature_key names in kMaX configs.
 ENDPOINT_ALIASES = {"feature_semantic": "stage5"}
@@ -141,7 +142,8 @@ def build_model(
 
     Args:
       config: A loaded ``ExperimentOptions`` with a ``max_deeplab`` block.
-      descriptor: The dataset; default: ``train_dataset_options.dataset``.
+      descriptor: The dataset; default: the config's training dataset
+        (:func:`remax_tf.config.dataset_choice.dataset_name`).
 
     Returns:
       A :class:`KMaXDeepLab`. Its variables are created on the first call;
@@ -159,9 +161,7 @@ def build_model(
             f"`max_deeplab {{ ... }}` block (found meta_architecture = {meta!r})."
         )
     if descriptor is None:
-        descriptor = get_dataset_descriptor(
-            config.train_dataset_options.dataset or "coco_panoptic"
-        )
+        descriptor = dataset_descriptor(config, TRAIN)
     settings = resolve_kmax_settings(config.model_options, descriptor)
     bn_config = bn_config_from_solver(config)
     head_config = _prediction_head_config(config, descriptor, settings)

@@ -28,7 +28,9 @@ import tf_keras
 
 from remax_tf import common
 from remax_tf.config import validate_config
-from remax_tf.data import datasets
+from remax_tf.config.dataset_choice import EVAL
+from remax_tf.config.dataset_choice import TRAIN
+from remax_tf.config.dataset_choice import dataset_descriptor
 from remax_tf.protos import config_pb2
 from remax_tf.training import checkpoints
 from remax_tf.training import config_record
@@ -53,10 +55,9 @@ def experiment_dir(model_dir: str, config: config_pb2.ExperimentOptions) -> str:
     )
 
 
-def _dataset_name(mode: str, config: config_pb2.ExperimentOptions) -> str:
-    if mode in ("eval", "continuous_eval") and config.eval_dataset_options.dataset:
-        return config.eval_dataset_options.dataset
-    return config.train_dataset_options.dataset or config.eval_dataset_options.dataset
+def _dataset_split(mode: str) -> str:
+    """The split whose dataset ``mode`` reads (``dataset_choice.dataset_name``)."""
+    return EVAL if mode in ("eval", "continuous_eval") else TRAIN
 
 
 def build_keras_model(config, descriptor, crop_size, training: bool) -> tf_keras.Model:
@@ -193,7 +194,7 @@ def _run_loops(
         workdir if chief else checkpoints.worker_scratch_dir(workdir, strategy)
     )
     checkpoints.check_model_dir(checkpoint_dir)
-    descriptor = datasets.get_dataset_descriptor(_dataset_name(mode, config))
+    descriptor = dataset_descriptor(config, _dataset_split(mode))
     training = mode in ("train", "train_and_eval")
     if training:
         config_record.check_resume(

@@ -297,3 +297,22 @@ def test_message_override_replaces_lists_inside_and_keeps_other_fields(tmp_path)
     )
     assert list(config.model_options.remax.semantic_head_atrous_rates) == [1, 2, 3]
     assert config.model_options.remax.eta == pytest.approx(0.05)
+
+
+def test_one_rule_names_the_dataset_and_an_unset_one_is_an_error(tmp_path):
+    from remax_tf.config.dataset_choice import dataset_name
+
+    config = load_config(write(tmp_path, VALID), environ=ENV)
+    assert dataset_name(config, "train") == dataset_name(config, "eval")
+    config.eval_dataset_options.dataset = "shapes_panoptic"
+    assert dataset_name(config, "train") == "coco_panoptic"
+    assert dataset_name(config, "eval") == "shapes_panoptic"
+    config.ClearField("train_dataset_options")
+    assert dataset_name(config, "train") == "shapes_panoptic"
+    config.ClearField("eval_dataset_options")
+    with pytest.raises(ConfigError, match="dataset is not set"):
+        dataset_name(config)
+    # Was silently COCO's 134 classes; now the validator says so.
+    unset = VALID.replace('dataset: "coco_panoptic"', "")
+    with pytest.raises(ConfigError, match="train_dataset_options.dataset is not set"):
+        load_config(write(tmp_path, unset), environ=ENV)
