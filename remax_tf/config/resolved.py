@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Tuple
 
+from remax_tf.config.deeplab2_defaults import ASPP_ATROUS_RATES
 from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.protos import model_pb2
 
@@ -22,8 +23,8 @@ PIXEL_DECODER_BLOCK_TYPES = ("axial", "axial", "bottleneck", "bottleneck", "bott
 # (2, 2, 2) attending to the pixel-decoder outputs at strides 32, 16, 8.
 TRANSFORMER_DECODER_NUM_BLOCKS = (2, 2, 2)
 TRANSFORMER_DECODER_STRIDES = (32, 16, 8)
-# ReMaX semantic head ASPP rates (kMaX's auxiliary ASPP: 6, 12, 18).
-REMAX_SEMANTIC_HEAD_ATROUS_RATES = (6, 12, 18)
+# ReMaX semantic head ASPP rates: kMaX's auxiliary ASPP's.
+REMAX_SEMANTIC_HEAD_ATROUS_RATES = ASPP_ATROUS_RATES
 BLOCK_TYPES = ("axial", "bottleneck")
 REMAX_ACTIVATIONS = ("sigmoid", "softmax")
 # Reductions of the sigmoid mask-ID cross-entropy over the NQ slots of a pixel.

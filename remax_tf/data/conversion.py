@@ -50,6 +50,7 @@ from PIL import Image
 
 from remax_tf import atomic
 from remax_tf import cli
+from remax_tf.data.panoptic_ids import rgb_to_id
 from remax_tf.errors import RemaxError
 
 ON_ERROR_CHOICES = ("fail", "skip")
@@ -59,8 +60,6 @@ _PROGRESS_EVERY = 100
 _SUMMARY_LIST_LIMIT = 20
 # Quality used when an image must be re-encoded as JPEG (non-RGB source).
 _JPEG_QUALITY = 95
-# COCO panoptic PNG encoding (panopticapi): id = R + 256 * G + 256^2 * B.
-_RGB_TO_ID = np.array([1, 256, 256 * 256], dtype=np.int64)
 _INT32_MAX = 2**31 - 1
 
 
@@ -356,7 +355,7 @@ def read_segment_ids(png_path: str) -> np.ndarray:
             f"panoptic PNG {png_path} has mode {image.mode}; expected RGB with "
             "id = R + 256 G + 256^2 B (COCO panoptic format)."
         )
-    return np.asarray(image, dtype=np.int64) @ _RGB_TO_ID
+    return rgb_to_id(np.asarray(image)).astype(np.int64)
 
 
 def panoptic_label_from_segments(

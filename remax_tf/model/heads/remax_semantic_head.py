@@ -18,6 +18,7 @@ from typing import Sequence
 import tensorflow as tf
 import tf_keras
 
+from remax_tf.config.deeplab2_defaults import ASPP_ATROUS_RATES
 from remax_tf.model.heads.conv_head import FINAL_CONV_STDDEV
 from remax_tf.model.layers.activations import check_activation
 from remax_tf.model.layers.aspp import ASPP
@@ -37,7 +38,7 @@ class ReMaXSemanticHead(tf_keras.layers.Layer):
         num_classes: int,
         *,
         channels: int = REMAX_SEMANTIC_HEAD_CHANNELS,
-        atrous_rates: Sequence[int] = (6, 12, 18),
+        atrous_rates: Sequence[int] = ASPP_ATROUS_RATES,
         activation: str = "gelu",
         bn_config: BNConfig = None,
         **kwargs: Any,

@@ -15,6 +15,7 @@ from typing import Sequence
 import tensorflow as tf
 import tf_keras
 
+from remax_tf.config.deeplab2_defaults import ASPP_ATROUS_RATES
 from remax_tf.model.heads.conv_head import HEAD_KERNEL_SIZE
 from remax_tf.model.heads.conv_head import conv_block
 from remax_tf.model.layers.activations import check_activation
@@ -37,7 +38,7 @@ class SemanticDecoder(tf_keras.layers.Layer):
         low_level_channels_project: Sequence[int],
         *,
         aspp_channels: int = 256,
-        atrous_rates: Sequence[int] = (6, 12, 18),
+        atrous_rates: Sequence[int] = ASPP_ATROUS_RATES,
         aspp_use_only_1x1_proj_conv: bool = False,
         decoder_channels: int = 256,
         decoder_conv_type: str = "depthwise_separable_conv",
