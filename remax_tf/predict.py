@@ -59,6 +59,7 @@ from typing import Union
 from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.errors import RemaxError
+from remax_tf.json_io import write_json_atomic
 
 if TYPE_CHECKING:
     from remax_tf.inference.base import Predictor
@@ -346,7 +347,6 @@ def _predict_into(
     from remax_tf import common
     from remax_tf import visualization
     from remax_tf.evaluation.coco_panoptic import CocoPanopticWriter
-    from remax_tf.evaluation.json_io import write_json_atomic
     from remax_tf.inference.images import ImageReadError
     from remax_tf.inference.images import load_image
 

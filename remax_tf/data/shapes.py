@@ -52,6 +52,7 @@ from PIL import Image
 from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.data import datasets
+from remax_tf.json_io import write_json_atomic
 
 DESCRIPTOR_NAME = datasets.SHAPES_PANOPTIC
 _SPLIT_IDS = {"train": 0, "val": 1, "test": 2}
@@ -517,7 +518,6 @@ def generate(
     from concurrent import futures
 
     from remax_tf.data import tfrecord
-    from remax_tf.evaluation.json_io import write_json_atomic
 
     os.makedirs(output_dir, exist_ok=True)
     request = {

@@ -11,13 +11,13 @@
 import importlib
 
 from remax_tf.evaluation.evaluator import PanopticEvaluator
-from remax_tf.evaluation.json_io import write_json_atomic
 from remax_tf.evaluation.mask_ap import MaskAP
 from remax_tf.evaluation.miou import MeanIoU
 from remax_tf.evaluation.panoptic_quality import PanopticQuality
 from remax_tf.evaluation.panoptic_quality import PQStat
 from remax_tf.evaluation.panoptic_quality import accumulate_image
 from remax_tf.evaluation.panoptic_quality import deeplab2_to_segments
+from remax_tf.json_io import write_json_atomic
 
 __all__ = [
     "CocoPanopticWriter",

@@ -42,9 +42,9 @@ from remax_tf import cli
 from remax_tf.data.panoptic_ids import id_to_rgb
 from remax_tf.data.panoptic_ids import rgb_to_id
 from remax_tf.errors import RemaxError
-from remax_tf.evaluation.json_io import write_json_atomic
 from remax_tf.evaluation.panoptic_quality import PQStat
 from remax_tf.evaluation.panoptic_quality import accumulate_image
+from remax_tf.json_io import write_json_atomic
 
 
 def load_id_png(path: str) -> np.ndarray:

@@ -28,10 +28,10 @@ import numpy as np
 
 from remax_tf import common
 from remax_tf.data.datasets import DatasetDescriptor
-from remax_tf.evaluation.json_io import write_json_atomic
 from remax_tf.evaluation.mask_ap import MaskAP
 from remax_tf.evaluation.miou import MeanIoU
 from remax_tf.evaluation.panoptic_quality import PanopticQuality
+from remax_tf.json_io import write_json_atomic
 from remax_tf.protos import evaluator_pb2
 
 _GROUPS = (("All", ""), ("Things", "_things"), ("Stuff", "_stuff"))

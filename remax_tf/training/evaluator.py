@@ -25,7 +25,7 @@ import tf_keras
 
 from remax_tf import common
 from remax_tf.evaluation import PanopticEvaluator
-from remax_tf.evaluation.json_io import write_json_atomic
+from remax_tf.json_io import write_json_atomic
 from remax_tf.postprocess import build_post_processor
 from remax_tf.postprocess import undo_preprocessing
 from remax_tf.training.inputs import distributed_dataset

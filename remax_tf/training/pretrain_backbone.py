@@ -37,6 +37,7 @@ import numpy as np
 from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.data import shapes
+from remax_tf.json_io import write_json_atomic
 
 RECORD_FILE = "pretraining.json"
 # The crop a single object is drawn on: 65 = 2 * 32 + 1, a valid kMaX size.
@@ -134,7 +135,6 @@ def pretrain(
     import tensorflow as tf
     import tf_keras
 
-    from remax_tf.evaluation.json_io import write_json_atomic
     from remax_tf.model.pixel_encoder import build_pixel_encoder
 
     wanted = dataclasses.asdict(request)
