@@ -661,7 +661,7 @@ def run_jobs(
 ) -> List[dict]:
     """Runs the jobs (cached results reused), ``workers`` at a time, each in
     its own spawned process (a fresh TensorFlow: graphs do not pile up)."""
-    from remax_tf.evaluation.json_io import write_json_atomic
+    from remax_tf.json_io import write_json_atomic
 
     os.makedirs(os.path.join(work_dir, "results"), exist_ok=True)
     done, todo = {}, []
@@ -1096,7 +1096,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"); estimated {estimate_minutes(jobs):.0f} min",
         flush=True,
     )
-    from remax_tf.evaluation.json_io import write_json_atomic
+    from remax_tf.json_io import write_json_atomic
 
     start = time.time()
     build_data(args.work_dir)
