@@ -67,6 +67,21 @@ def test_each_variant_changes_exactly_what_it_claims(ablation):
         assert variant.changes, name
 
 
+def test_every_group_has_a_title_and_reduction_rows_differ_as_named(ablation):
+    assert set(ablation.GROUP_TITLES) == set(ablation.GROUPS)
+    rows = {r.label: r for r in ablation.select_rows(["mask_id_reduction"])}
+    for label, reduction in (
+        ("sigmoid sum, no ReMaX", "sum"),
+        ("sigmoid mean, no ReMaX", "mean"),
+        ("sigmoid sum, ReMaX", "sum"),
+        ("sigmoid mean, ReMaX", "mean"),
+    ):
+        remax = _config(ablation, rows[label].variant).model_options.remax
+        assert remax.activation == "sigmoid"
+        assert remax.mask_id_sigmoid_reduction == reduction, label
+        assert (remax.num_relaxed_stages > 0) == label.endswith(", ReMaX"), label
+
+
 def test_rows_map_to_the_settings_of_the_paper_tables(ablation):
     def remax(row):
         return _config(

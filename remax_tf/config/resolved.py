@@ -56,8 +56,8 @@ class ReMaXSettings:
     class_stop_gradient: bool = True
     # ReClass (Eq. 4) on every slot (paper, public code); False: matched only.
     reclass_unmatched_slots: bool = True
-    # Sigmoid mask-ID cross-entropy: sum or mean of the per-slot terms.
-    mask_id_sigmoid_reduction: str = "sum"
+    # Sigmoid mask-ID cross-entropy: mean (default) or sum of the per-slot terms.
+    mask_id_sigmoid_reduction: str = "mean"
 
     def relaxed_layers(self, num_layers: int) -> int:
         """How many leading kMaX layers ReMask relaxes: the first

@@ -7,17 +7,17 @@ its ground-truth mask and 0 elsewhere ([B, P, NQ], ``Matching.slot_pixel_targets
   logits): per pixel, -log softmax_q(m)[target slot]; a single distribution
   over slots, so only the positive slot appears in the loss.
 * ``sigmoid`` (ReMaX's default, paper Table 2): every slot is an independent
-  binary mask, so per pixel the loss is the binary cross-entropy summed over
-  all NQ slots: -log sigma(m_t) for the matched slot t (the false-negative
-  part) plus -sum_{q != t} log(1 - sigma(m_q)) over every other slot, matched
-  to another mask or unmatched (the false-positive part). The sum (not the
-  mean) over slots keeps a per-pixel loss, like the softmax version, and is
-  the loss whose FP/FN imbalance the paper's Figures 1 and 6 show.
-  ``reduction="mean"`` divides it by NQ instead (Keras' binary_crossentropy
-  and PyTorch's default reduction average over the slot axis); the paper does
-  not say which, and the FP/FN ratio is the same for both. At
-  initialisation "sum" is about NQ ln 2 per pixel (44 with 64 slots) against
-  ln NQ (4.2) for softmax.
+  binary mask, so per pixel the loss is the binary cross-entropy of all NQ
+  slots: -log sigma(m_t) for the matched slot t (the false-negative part)
+  plus -sum_{q != t} log(1 - sigma(m_q)) over every other slot, matched to
+  another mask or unmatched (the false-positive part), the loss whose FP/FN
+  imbalance the paper's Figures 1 and 6 show. ``sigmoid_reduction`` "mean"
+  (default) divides that sum by NQ, as Keras' binary_crossentropy and
+  PyTorch's default reduction average over the slot axis; "sum" keeps it
+  (about NQ ln 2 per pixel at initialisation: 44 with 64 slots, against
+  ln NQ = 4.2 for softmax). The paper does not say which; the FP/FN ratio is
+  the same for both. Measured (docs/benchmarks.md): with "sum" the sigmoid
+  baseline does not train in a short schedule, against the paper's Table 2.
 
 Both are reduced like DeepLab2: weighted per-pixel losses, top-k percent
 hardest pixels, mean over non-zero entries. Pixels that count: non-void
@@ -53,7 +53,7 @@ def per_pixel_mask_id_loss(
     mask_logits: tf.Tensor,
     slot_pixel_targets: tf.Tensor,
     activation: str,
-    sigmoid_reduction: str = "sum",
+    sigmoid_reduction: str = "mean",
 ) -> tf.Tensor:
     """[B, P, NQ] logits and 0/1 targets -> [B, P] unweighted loss.
 
@@ -85,7 +85,7 @@ def mask_id_cross_entropy(
     pixel_non_void: tf.Tensor,
     activation: str,
     top_k_percent: float = 1.0,
-    sigmoid_reduction: str = "sum",
+    sigmoid_reduction: str = "mean",
 ) -> tf.Tensor:
     """Per-sample mask-ID cross-entropy [B].
 

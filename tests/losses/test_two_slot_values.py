@@ -88,8 +88,15 @@ def test_kmax_values():
 
 
 def test_sigmoid_mask_id_and_reclass_values():
-    # ReMaX on, no relaxed stage (there are no auxiliary outputs here).
-    losses = _loss(enabled=True, num_relaxed_stages=0, eta=0.1, activation="sigmoid")
+    # ReMaX on, no relaxed stage (there are no auxiliary outputs here); the
+    # per-pixel sum of the slots' binary terms.
+    losses = _loss(
+        enabled=True,
+        num_relaxed_stages=0,
+        eta=0.1,
+        activation="sigmoid",
+        mask_id_sigmoid_reduction="sum",
+    )
     np.testing.assert_allclose(
         float(losses[common.MASK_ID_CROSS_ENTROPY_LOSS]),
         math.log(4 / 3) + LN2,
@@ -107,16 +114,16 @@ def test_sigmoid_mask_id_and_reclass_values():
 
 
 def test_sigmoid_mask_id_mean_over_slots():
-    # "mean": the per-pixel sum of the two slots' binary terms, halved (NQ = 2);
-    # the other terms do not change.
-    summed = _loss(enabled=True, num_relaxed_stages=0, eta=0.1, activation="sigmoid")
-    mean = _loss(
+    # "mean" (the default): the per-pixel sum of the two slots' binary terms,
+    # halved (NQ = 2); the other terms do not change.
+    summed = _loss(
         enabled=True,
         num_relaxed_stages=0,
         eta=0.1,
         activation="sigmoid",
-        mask_id_sigmoid_reduction="mean",
+        mask_id_sigmoid_reduction="sum",
     )
+    mean = _loss(enabled=True, num_relaxed_stages=0, eta=0.1, activation="sigmoid")
     np.testing.assert_allclose(
         float(mean[common.MASK_ID_CROSS_ENTROPY_LOSS]),
         (math.log(4 / 3) + LN2) / 2,
