@@ -13,6 +13,7 @@ from remax_tf.config.backbones import known_backbones
 from remax_tf.config.errors import ConfigError
 from remax_tf.data import datasets
 from remax_tf.protos import config_pb2
+from remax_tf.protos import model_pb2
 
 LEARNING_POLICIES = ("poly", "step", "cosine", "constant")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -149,6 +150,13 @@ def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> No
     except (KeyError, ValueError):
         return  # Reported by _check_dataset.
     k = resolved.resolve_kmax_settings(model, descriptor)
+    _check_kmax_stages(problems, k)
+    _check_kmax_sizes(problems, k, model)
+    _check_remax(problems, k.remax)
+
+
+def _check_kmax_stages(problems: List[str], k: resolved.KMaXSettings) -> None:
+    """Per-stage lists agree in length and name existing strides and blocks."""
     stages = len(k.pixel_decoder_strides)
     for field in (
         "pixel_decoder_widths",
@@ -180,6 +188,12 @@ def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> No
                 f"model_options.max_deeplab.transformer_decoder_strides: {s} is not "
                 f"a pixel-decoder stride {list(k.pixel_decoder_strides)}."
             )
+
+
+def _check_kmax_sizes(
+    problems: List[str], k: resolved.KMaXSettings, model: model_pb2.ModelOptions
+) -> None:
+    """Slot count, attention heads and drop-path probabilities."""
     if k.num_mask_slots < 1:
         problems.append(
             f"model_options.max_deeplab.num_mask_slots = "
@@ -201,30 +215,34 @@ def _check_kmax(problems: List[str], config: config_pb2.ExperimentOptions) -> No
         "model_options.backbone.drop_path_keep_prob",
         model.backbone.drop_path_keep_prob,
     )
-    r = k.remax
-    if r.enabled:
-        if r.activation not in resolved.REMAX_ACTIVATIONS:
-            problems.append(
-                f"model_options.remax.activation = {r.activation!r}: "
-                f"use one of {resolved.REMAX_ACTIVATIONS}."
-            )
-        if r.mask_id_sigmoid_reduction not in resolved.MASK_ID_SIGMOID_REDUCTIONS:
-            problems.append(
-                "model_options.remax.mask_id_sigmoid_reduction = "
-                f"{r.mask_id_sigmoid_reduction!r}: use one of "
-                f"{resolved.MASK_ID_SIGMOID_REDUCTIONS}."
-            )
-        if r.num_relaxed_stages < 0:
-            problems.append(
-                "model_options.remax.num_relaxed_stages = "
-                f"{r.num_relaxed_stages}: must be >= 0."
-            )
-        _check_unit(problems, "model_options.remax.eta", r.eta)
-        if r.semantic_loss_weight < 0:
-            problems.append(
-                "model_options.remax.semantic_loss_weight = "
-                f"{r.semantic_loss_weight}: must be >= 0."
-            )
+
+
+def _check_remax(problems: List[str], r: resolved.ReMaXSettings) -> None:
+    """ReMaX's allowed values (paper Sec. 3)."""
+    if not r.enabled:
+        return
+    if r.activation not in resolved.REMAX_ACTIVATIONS:
+        problems.append(
+            f"model_options.remax.activation = {r.activation!r}: "
+            f"use one of {resolved.REMAX_ACTIVATIONS}."
+        )
+    if r.mask_id_sigmoid_reduction not in resolved.MASK_ID_SIGMOID_REDUCTIONS:
+        problems.append(
+            "model_options.remax.mask_id_sigmoid_reduction = "
+            f"{r.mask_id_sigmoid_reduction!r}: use one of "
+            f"{resolved.MASK_ID_SIGMOID_REDUCTIONS}."
+        )
+    if r.num_relaxed_stages < 0:
+        problems.append(
+            "model_options.remax.num_relaxed_stages = "
+            f"{r.num_relaxed_stages}: must be >= 0."
+        )
+    _check_unit(problems, "model_options.remax.eta", r.eta)
+    if r.semantic_loss_weight < 0:
+        problems.append(
+            "model_options.remax.semantic_loss_weight = "
+            f"{r.semantic_loss_weight}: must be >= 0."
+        )
 
 
 def validate_config(
