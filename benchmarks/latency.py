@@ -1,5 +1,5 @@
 """Batch-1 CPU latency and size of the exported models, split into parts
-(issues 8 and 16, docs/benchmarks.md).
+(pre-processing, network, post-processing, undo; results in docs/benchmarks.md).
 
     python benchmarks/latency.py \\
         --config_file configs/coco/remax_t.textproto --crop 641 \\
@@ -33,7 +33,7 @@ process; TensorFlow: this process at the first count, child processes at the
 others, since its thread pools are fixed at start-up).
 
 Weights: the initial ones unless ``--checkpoint``; the post-processing only
-visits slots whose class confidence passes the thresholds (issue 16), so the
+visits slots whose class confidence passes the thresholds, so the
 class head is scaled by ``--class_head_scale`` to make slots pass, and the
 JSON records how many did (``num_candidate_slots``). int8 calibrates on
 ``--calibration_steps`` random images. Sizes: the SavedModel directory and
@@ -76,7 +76,7 @@ _TFLITE_MODES = {
     "tflite_int8": "int8",
     "tflite_int8_single": "int8",
 }
-# One full-int8 file holding the whole serving graph (issue 16), network in
+# One full-int8 file holding the whole serving graph, network in
 # int8, everything outside the Keras model's name scope kept in float.
 _SINGLE_INT8 = "tflite_int8_single"
 SINGLE_INT8_FILE = "model_int8_single.tflite"

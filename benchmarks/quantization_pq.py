@@ -1,4 +1,4 @@
-"""PQ change of the quantised TFLite exports on a validation set (issue 8).
+"""PQ change of the quantised TFLite exports on a validation set.
 
     export REMAX_DATA_DIR=/tmp/remax_data
     python benchmarks/quantization_pq.py \\
@@ -18,7 +18,7 @@ holding a 'checkpoint' file, or the trainer's model_dir), and evaluates on the f
   ``--calibration_steps`` training images);
 * ``int8_float_decoder``: int8 with the kMaX transformer decoder and the
   prediction head kept in float (``FLOAT_DECODER_SCOPES``, selective
-  quantisation of the k-means path, SPEC section 5).
+  quantisation of the k-means path, docs/export.md "Selective int8").
 
 Reports PQ / PQ-things / PQ-stuff / mIoU (official-style, as the evaluator
 computes them), their change against ``keras``, the fraction of pixels whose

@@ -15,7 +15,7 @@ NQ mask slots, NC = number of thing + stuff classes, void excluded):
 """
 
 # ---------------------------------------------------------------------------
-# TFRecord keys (DeepLab2 format, SPEC 3.2).
+# TFRecord keys (DeepLab2 format: DeepLab2's data/data_utils.py, create_tfexample).
 KEY_ENCODED_IMAGE = "image/encoded"
 KEY_IMAGE_FILENAME = "image/filename"
 KEY_IMAGE_FORMAT = "image/format"

@@ -1,4 +1,4 @@
-"""Imports of remax_tf go one way and sit at the top of modules (issue 18).
+"""Imports of remax_tf go one way and sit at the top of modules (docs/design.md).
 
 An ``import remax_tf...`` inside a function hides an import cycle or keeps
 TensorFlow out of a command's ``--help``. The files below may still defer

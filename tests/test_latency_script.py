@@ -1,4 +1,4 @@
-"""benchmarks/latency.py (issue 16): the split into pre/network/post/undo,
+"""benchmarks/latency.py: the split into pre/network/post/undo,
 several thread counts in one run (TensorFlow's in a child process), the
 table and the JSON, on the demo config at crop 65."""
 

@@ -6,7 +6,8 @@ semantic ids); :func:`convert_split` does the rest, identically for every
 dataset:
 
 * label generation: COCO-panoptic PNG (``id = R + 256 G + 256^2 B``) plus
-  ``segments_info`` -> ``semantic * label_divisor + instance`` (SPEC 3.2),
+  ``segments_info`` -> ``semantic * label_divisor + instance`` (DeepLab2's
+  ``data/build_coco_data.py``),
   instance ids counted per class from 1 in JSON order, crowd -> ignore unless
   ``treat_crowd_as_ignore`` is off (then crowd = thing class, instance 0,
   DeepLab2's crowd marker);

@@ -23,7 +23,7 @@ any class. A class is told by shape, texture and colour together, and a
 backbone pre-trained on single-object crops (``remax_tf.pretraining``) can
 learn it. ``shapes_panoptic`` stays byte-for-byte reproducible by its name.
 
-Labels use the DeepLab2 encoding ``semantic * 256 + instance`` (SPEC 3.2);
+Labels use the DeepLab2 encoding ``semantic * 256 + instance`` (docs/datasets.md);
 classes are in ``remax_tf.data.datasets.SHAPES_CLASSES``. Every image is a pure
 function of (seed, split, index), so any subset regenerates identically.
 

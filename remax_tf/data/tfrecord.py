@@ -1,4 +1,7 @@
-"""DeepLab2-format TFRecords: one ``tf.train.Example`` per image (SPEC 3.2).
+"""DeepLab2-format TFRecords: one ``tf.train.Example`` per image.
+
+The keys and label encoding are DeepLab2's (``data/data_utils.py``
+``create_tfexample`` and ``SegmentationDecoder``; keys in ``remax_tf.common``).
 
 Writing is atomic per shard: a shard is written under a temporary name and
 renamed when complete, so an interrupted conversion never leaves a file that

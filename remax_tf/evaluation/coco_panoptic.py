@@ -1,10 +1,11 @@
 """COCO panoptic format: reading, writing, and scoring it like panopticapi.
 
-The format (SPEC section 3.3): per image, a PNG whose colour encodes the
-segment id as ``id = R + 256 G + 256^2 B`` (0 = void / no segment) and an
-entry of the JSON's ``annotations`` list with ``image_id``, ``file_name`` and
-``segments_info`` ``[{"id", "category_id", "iscrowd", "area", "bbox"}]`` in
-the dataset's original category ids.
+The format (COCO panoptic, as panopticapi reads it): per image, a PNG whose
+colour encodes the segment id as ``id = R + 256 G + 256^2 B`` (0 = void / no
+segment) and an entry of the JSON's ``annotations`` list with ``image_id``,
+``file_name`` and ``segments_info``
+``[{"id", "category_id", "iscrowd", "area", "bbox"}]`` in the dataset's
+original category ids.
 
 Command line (scores any COCO-format predictions; categories come from the
 ground-truth JSON)::

@@ -1,6 +1,6 @@
 """Panoptic Quality with the rules of the official COCO ``pq_compute``.
 
-The per-image rules (SPEC section 3.4) are those of panopticapi's
+The per-image rules are those of panopticapi's
 ``evaluation.py`` (``pq_compute_single_core``), written here from its
 documented behaviour:
 

@@ -18,8 +18,8 @@ phones (no Flex delegate). Modes:
   post-processing and undo (inputs: those logits). Run one after the other
   (docs/export.md).
 
-Quantisation risk (SPEC section 5): the k-means assignment is a hard argmax,
-so the int8 mode can keep chosen parts of the model in float
+Quantisation risk (docs/export.md, "Selective int8"): the k-means assignment
+is a hard argmax, so the int8 mode can keep chosen parts of the model in float
 (``float_scopes``: Keras name scopes such as ``kmax_transformer_decoder/``;
 selective quantisation through TFLite's quantisation debugger).
 
@@ -229,10 +229,11 @@ def convert_int8_single_file(
     model_scope: str,
     calibration_steps: int = DEFAULT_CALIBRATION_STEPS,
 ) -> bytes:
-    """The whole serving graph as ONE full-integer file (issue 16).
+    """The whole serving graph as ONE full-integer file.
 
-    With the issue-16 mask-wise post-processing (loops with int32/bool state
-    only) TFLite's calibrator takes the whole graph; with the previous one
+    With the mask-wise post-processing that visits only candidate slots
+    (``remax_tf/postprocess/maskwise.py``; loops with int32/bool state only)
+    TFLite's calibrator takes the whole graph; with the previous one
     the same conversion segfaulted. Every op outside
     the Keras model's name scope ``model_scope`` (e.g. ``"kmax_deeplab/"``:
     preprocessing, post-processing, undo) is kept float through the

@@ -47,7 +47,8 @@ class SavedModelPredictor(Predictor):
                 "expected one image input."
             )
         ((self._input_name, spec),) = inputs.items()
-        # Exports since issue 17 declare no rank (the signature checks it).
+        # Current exports declare no rank (the signature checks it); older
+        # ones declared [H, W, 3].
         if spec.dtype != tf.uint8 or spec.shape.rank not in (None, 3):
             raise model_files.ModelFileError(
                 f"SavedModel {path}: {SERVING_SIGNATURE} input {self._input_name!r} "

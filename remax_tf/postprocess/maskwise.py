@@ -1,4 +1,4 @@
-"""Mask-wise post-processing (SPEC section 2), batched and graph friendly.
+"""Mask-wise post-processing, batched and graph friendly.
 
 The rules are those of DeepLab2's ``model/post_processor/max_deeplab.py``
 (mask-wise branch), the post-processing of kMaX-DeepLab:
@@ -14,8 +14,8 @@ The rules are those of DeepLab2's ``model/post_processor/max_deeplab.py``
    its class confidence reaches the thing (or stuff) threshold and those
    empty pixels are more than ``overlapping_threshold`` of its mask.
 
-How the work is kept small (issue 16), with results bitwise equal to pasting
-all NQ slots in rank order (the pre-issue-16 implementation, kept as
+How the work is kept small, with results bitwise equal to pasting all NQ
+slots in rank order (the implementation before commit d39d9e6, kept as
 ``tests/postprocess/reference_maskwise.py``):
 
 * a slot whose class confidence misses its threshold never changes a pixel,

@@ -16,7 +16,7 @@ than the area limits, with the rules of DeepLab2's
 
 Pixel counting uses :func:`count_pixels_per_id` (``unsorted_segment_sum`` over
 a fixed number of bins) rather than ``tf.math.bincount``, whose
-``DenseBincount`` op is not a TFLite builtin (SPEC section 5).
+``DenseBincount`` op is not a TFLite builtin (docs/export.md, "Ops").
 """
 
 from __future__ import annotations

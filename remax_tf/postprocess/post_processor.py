@@ -42,7 +42,7 @@ POST_PROCESSING_METHODS = (MASKWISE, PIXELWISE)
 
 # Defaults are DeepLab2's evaluator.proto defaults (EvaluatorOptions and
 # MaskwisePostProcessingOptions); the kMaX configs override several of them
-# (SPEC section 2 table).
+# (DeepLab2's configs/*/kmax_deeplab/*.textproto, evaluator_options).
 _DEFAULTS = evaluator_pb2.EvaluatorOptions()
 _MASKWISE_DEFAULTS = evaluator_pb2.EvaluatorOptions.MaskwisePostProcessingOptions()
 

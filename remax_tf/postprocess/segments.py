@@ -3,7 +3,7 @@
 HuggingFace ``post_process_panoptic_segmentation`` returns, per image,
 ``{"segmentation": HxW map of segment ids (-1 where no segment),
 "segments_info": [{"id", "label_id", "was_fused", "score"}]}``; users coming
-from it read our predictions the same way (SPEC section 3.3).
+from it read our predictions the same way.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Undoing the evaluation preprocessing: crop the padding, resize back.
 
 Evaluation resizes an image (longer side to the crop size) and pads it at the
-bottom and right (SPEC section 3.2). Predictions at the padded size go back to
-the original image by cropping the resized region and resizing with nearest
-neighbour and ``align_corners=True``, as DeepLab2's
-``model/utils.py`` ``undo_preprocessing`` does for label-like maps.
+bottom and right (DeepLab2's ``data/preprocessing/input_preprocessing.py``).
+Predictions at the padded size go back to the original image by cropping the
+resized region and resizing with nearest neighbour and ``align_corners=True``,
+as DeepLab2's ``model/utils.py`` ``undo_preprocessing`` does for label-like
+maps.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def undo_preprocessing(
     same dtype and shape ``[B, H, W]`` are undone together, stacked as the
     channels of one resize (nearest neighbour copies values, so the result
     is the same; in TFLite one multi-channel resize costs about half of five
-    single-channel ones, issue 16).
+    single-channel ones: docs/benchmarks.md, "Latency split").
     """
     groups: Dict[tuple, list] = {}
     for key, value in predictions.items():

@@ -4,7 +4,7 @@ A checkpoint saved mid-schedule, while the learning rate is high, carries
 BatchNorm moving averages (momentum 0.99: a memory of ~100 steps) that lag
 behind its weights; evaluating it then under-states its quality (on a
 step-500 demo checkpoint: PQ 33.5 with the moving averages, 38.2 after
-re-estimation, issue 13). Re-estimation replaces every BatchNorm layer's
+re-estimation). Re-estimation replaces every BatchNorm layer's
 moving mean and variance by their average over ``num_batches`` training
 batches computed with the checkpoint's weights, as detectron2's PreciseBN
 does; nothing else changes.

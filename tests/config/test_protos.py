@@ -49,7 +49,8 @@ def test_generated_modules_are_not_stale(tmp_path):
             )
 
 
-# (message, field, number, proto type, default) from DeepLab2's protos (SPEC 3.1).
+# (message, field, number, proto type, default) from DeepLab2's protos
+# (config.proto, dataset.proto, model.proto, trainer.proto, evaluator.proto).
 T = pb.FieldDescriptor
 DEEPLAB2_FIELDS = [
     (config_pb2.ExperimentOptions, "experiment_name", 1, T.TYPE_STRING, ""),

@@ -1,9 +1,9 @@
 """The COCO panoptic scorer against an independent, deliberately simple reference.
 
 ``reference_pq`` below is written directly from the textual rules of the
-official COCO panoptic evaluation (SPEC section 3.4), segment by segment with
-boolean masks, sharing no code with ``remax_tf.evaluation``. Predictions are
-built from the real COCO sample in ``tests/testdata/coco_panoptic_sample``.
+official COCO panoptic evaluation (panopticapi's ``evaluation.py``), segment by
+segment with boolean masks, sharing no code with ``remax_tf.evaluation``.
+Predictions are built from the real COCO sample in ``tests/testdata/coco_panoptic_sample``.
 """
 
 import json

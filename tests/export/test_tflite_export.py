@@ -14,7 +14,7 @@ from remax_tf.export import tflite
 from remax_tf.export.__main__ import main as export_main
 from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 
-# Relative tolerance of fp32 logits (issue 8).
+# Relative tolerance of fp32 logits (docs/export.md, "Accuracy of the exports").
 FP32_RELATIVE_TOLERANCE = 1e-4
 # Full int8 on this random-weight model (measured: class logits 2e-2 relative,
 # 85-98% of panoptic pixels equal); the PQ change of a trained model is

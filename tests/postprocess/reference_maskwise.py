@@ -1,10 +1,9 @@
-"""The mask-wise post-processing as it was before issue 16, frozen as the
+"""The mask-wise post-processing as it was before commit d39d9e6, frozen as the
 reference that :func:`remax_tf.postprocess.maskwise_assignment` must equal
 bitwise (tests/postprocess/test_maskwise_equivalence.py). It pastes all NQ
 full-resolution masks in a ``tf.while_loop``; do not optimise it.
 
-Original docstring: mask-wise post-processing (SPEC section 2), batched and
-graph friendly.
+Original docstring: mask-wise post-processing, batched and graph friendly.
 
 The rules are those of DeepLab2's ``model/post_processor/max_deeplab.py``
 (mask-wise branch), the post-processing of kMaX-DeepLab:

@@ -1,4 +1,4 @@
-"""The issue-16 mask-wise post-processing equals the previous one bitwise.
+"""The candidate-only mask-wise post-processing equals the previous one bitwise.
 
 :func:`remax_tf.postprocess.maskwise_assignment` visits only the slots that
 pass their class threshold; ``reference_maskwise.py`` is the implementation

@@ -175,7 +175,7 @@ def test_bad_settings_raise(descriptor):
 
 
 def test_converts_to_tflite_with_builtin_ops_only(descriptor):
-    """No DenseBincount: the graph converts without Select-TF ops (SPEC section 5)."""
+    """No DenseBincount: the graph converts without Select-TF ops (docs/export.md)."""
     layer = _layer(descriptor, "maskwise")
     graph_fn = tf.function(layer.call, input_signature=_signature(descriptor))
     concrete = graph_fn.get_concrete_function()

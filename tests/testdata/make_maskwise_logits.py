@@ -4,7 +4,7 @@
         --checkpoint runs/demo/model/shapes_v2_remax/ckpt-400 \
         --tfrecord runs/demo/data/shapes_panoptic_v2/val-00000-of-00001.tfrecord
 
-The fixture of tests/postprocess/test_maskwise_equivalence.py (issue 16):
+The fixture of tests/postprocess/test_maskwise_equivalence.py:
 the mask logits [N, 17, 17, NQ] and class logits [N, NQ, NC + 1] of the
 demo config (``configs/demo/shapes_v2_remax.textproto``) at crop 65, on the
 first ``--num_images`` validation images, with the config's mask-wise
