@@ -136,14 +136,14 @@ def evaluate(
     import tensorflow as tf
 
     from remax_tf import common
-    from remax_tf.data import targets
-    from remax_tf.evaluation.evaluator import PanopticEvaluator
+    from remax_tf.data import sample_targets
+    from remax_tf.evaluation.panoptic_evaluator import PanopticEvaluator
 
     evaluators = {name: PanopticEvaluator(descriptor) for name in predictors}
     agreement = {name: [] for name in predictors}
     divisor = descriptor.panoptic_label_divisor
     for name, image, label in records:
-        _, crowd = targets.crowd_and_thing_masks(
+        _, crowd = sample_targets.crowd_and_thing_masks(
             tf.constant(label), divisor, descriptor.thing_class_ids
         )
         sample = {

@@ -21,7 +21,7 @@ ALLOWED = {
     "remax_tf/data/shapes.py": 2,
     "remax_tf/demo.py": 14,
     "remax_tf/evaluation/coco_panoptic.py": 1,
-    "remax_tf/evaluation/evaluator.py": 1,
+    "remax_tf/evaluation/panoptic_evaluator.py": 1,
     "remax_tf/export/__main__.py": 1,
     "remax_tf/export/exporter.py": 3,
     "remax_tf/export/saved_model.py": 1,

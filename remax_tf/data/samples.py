@@ -22,7 +22,7 @@ from remax_tf import common
 from remax_tf.data import copy_paste as copy_paste_lib
 from remax_tf.data import label_checks
 from remax_tf.data import preprocessing
-from remax_tf.data import targets
+from remax_tf.data import sample_targets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _checked_label(record: Mapping[str, tf.Tensor], spec: SampleSpec) -> tf.Tens
 
 
 def _targets(label: tf.Tensor, spec: SampleSpec, image_name) -> Dict[str, tf.Tensor]:
-    return targets.build_targets(
+    return sample_targets.build_targets(
         label,
         label_divisor=spec.label_divisor,
         ignore_label=spec.ignore_label,
@@ -161,7 +161,7 @@ def eval_sample(
     }
     if label is not None:
         sample.update(_targets(padded_label, spec, record["image_name"]))
-        _, crowd = targets.crowd_and_thing_masks(
+        _, crowd = sample_targets.crowd_and_thing_masks(
             label, spec.label_divisor, spec.thing_ids
         )
         sample[common.GT_PANOPTIC_RAW] = label

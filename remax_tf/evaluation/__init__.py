@@ -10,9 +10,9 @@
 
 import importlib
 
-from remax_tf.evaluation.evaluator import PanopticEvaluator
 from remax_tf.evaluation.mask_ap import MaskAP
 from remax_tf.evaluation.miou import MeanIoU
+from remax_tf.evaluation.panoptic_evaluator import PanopticEvaluator
 from remax_tf.evaluation.panoptic_quality import PanopticQuality
 from remax_tf.evaluation.panoptic_quality import PQStat
 from remax_tf.evaluation.panoptic_quality import accumulate_image

@@ -1,5 +1,8 @@
 """Ground-truth preprocessing for the kMaX / ReMaX losses.
 
+Its input is the per-sample targets of ``remax_tf.data.sample_targets`` (made
+by the input pipeline at crop resolution).
+
 Mirrors DeepLab2's ``MaXDeepLabLoss._pre_process_ground_truth``
 (model/loss/max_deeplab_loss.py): the crop-resolution labels are strided
 down to the model output resolution, thing instances (``thing_id_mask``) and

@@ -1,5 +1,8 @@
 """The evaluation loop: inference, post-processing, official-style metrics.
 
+The counterpart of DeepLab2's ``trainer/evaluator.py`` (an orbit evaluator);
+the metrics themselves are ``remax_tf.evaluation.panoptic_evaluator``'s.
+
 The model and the post-processor run in a tf.function per batch; metrics
 (PQ, SQ, RQ, mIoU, optionally mask AP) accumulate on the host in
 :class:`remax_tf.evaluation.PanopticEvaluator` at the original image size.

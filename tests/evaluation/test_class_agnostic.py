@@ -4,8 +4,8 @@ import numpy as np
 
 from remax_tf import common
 from remax_tf.data.datasets import get_dataset_descriptor
-from remax_tf.evaluation.evaluator import PanopticEvaluator
-from remax_tf.evaluation.evaluator import merge_thing_classes
+from remax_tf.evaluation.panoptic_evaluator import PanopticEvaluator
+from remax_tf.evaluation.panoptic_evaluator import merge_thing_classes
 
 DIVISOR = 256
 # shapes_panoptic: things 1-4, stuff 5-7, void 0.

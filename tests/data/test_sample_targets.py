@@ -10,7 +10,7 @@ import tensorflow as tf
 from remax_tf import common
 from remax_tf.data import build_cityscapes_data
 from remax_tf.data import datasets
-from remax_tf.data import targets
+from remax_tf.data import sample_targets
 from remax_tf.data import tfrecord
 
 COCO = datasets.get_dataset_descriptor("coco_panoptic")
@@ -18,7 +18,7 @@ CITYSCAPES = datasets.get_dataset_descriptor("cityscapes_panoptic")
 
 
 def _targets(label, descriptor, max_thing_id=128, **kwargs):
-    out = targets.build_targets(
+    out = sample_targets.build_targets(
         tf.constant(label),
         label_divisor=descriptor.panoptic_label_divisor,
         ignore_label=descriptor.ignore_label,

@@ -1,4 +1,8 @@
-"""kMaX-DeepLab training targets from a panoptic label.
+"""kMaX-DeepLab training targets from a panoptic label, per input sample.
+
+The input pipeline adds them to each sample at crop resolution; the loss
+turns them into its ground-truth masks at the model's output resolution in
+``remax_tf.losses.targets``.
 
 Semantics of DeepLab2 ``sample_generator.py`` (``thing_id_mask_annotations``
 and ``increase_small_instance_weights``) and ``dataset_utils.py``:

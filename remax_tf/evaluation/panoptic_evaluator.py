@@ -1,4 +1,7 @@
-"""The evaluator the trainer uses: PQ, mIoU and optionally mask AP per dataset.
+"""The metrics accumulator: PQ, mIoU and optionally mask AP per dataset.
+
+No TensorFlow and no model here: the trainer's evaluation loop
+(``remax_tf.training.evaluator``) and the benchmarks feed it.
 
 Feed it numpy sample and prediction dicts (keys of ``remax_tf.common``) batch
 by batch, then read :meth:`PanopticEvaluator.result` or write it as JSON::
