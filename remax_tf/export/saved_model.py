@@ -363,6 +363,8 @@ def metadata(
         },
         "crop_size": list(module.crop_size),
         "label_divisor": descriptor.panoptic_label_divisor,
+        # The dataset's ignore_label under the name of DeepLab2's post-processor
+        # argument; a key of the export format (docs/export.md), kept.
         "void_label": descriptor.ignore_label,
         "thing_class_ids": list(descriptor.thing_class_ids),
         "stuff_class_ids": list(descriptor.stuff_class_ids),

@@ -12,7 +12,7 @@ than the area limits, with the rules of DeepLab2's
   segment;
 * a thing segment is kept when its slot covers at least ``thing_area_limit``
   pixels; a stuff segment when its class covers at least ``stuff_area_limit``
-  pixels; everything else becomes ``void_label * label_divisor``.
+  pixels; everything else becomes ``ignore_label * label_divisor``.
 
 Pixel counting uses :func:`count_pixels_per_id` (``unsorted_segment_sum`` over
 a fixed number of bins) rather than ``tf.math.bincount``, whose
@@ -76,7 +76,7 @@ def merge_to_panoptic(
     assignment: SlotAssignment,
     thing_stuff_class_ids: Sequence[int],
     num_thing_classes: int,
-    void_label: int,
+    ignore_label: int,
     label_divisor: int,
     num_mask_slots: int,
     thing_area_limit: int = 0,
@@ -88,7 +88,9 @@ def merge_to_panoptic(
       assignment: The per-pixel slot assignment.
       thing_stuff_class_ids: Dataset semantic id of each class index.
       num_thing_classes: Class indices below this are things.
-      void_label: Semantic id written on pixels that belong to no segment.
+      ignore_label: Semantic id written on pixels that belong to no segment
+        (the dataset's void id; DeepLab2's post-processor calls it
+        ``void_label``).
       label_divisor: Panoptic label divisor of the dataset.
       num_mask_slots: NQ; ``mask_id_plus_one`` lies in [1, NQ].
       thing_area_limit: Minimum pixel count of a thing segment; 0 keeps all.
@@ -119,5 +121,5 @@ def merge_to_panoptic(
         stuff = tf.logical_and(stuff, counts >= stuff_area_limit)
 
     kept = tf.logical_or(thing, stuff)
-    semantic = tf.where(kept, semantic, tf.fill(tf.shape(semantic), void_label))
+    semantic = tf.where(kept, semantic, tf.fill(tf.shape(semantic), ignore_label))
     return semantic * label_divisor + thing_ids

@@ -55,7 +55,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         self,
         thing_stuff_class_ids: Sequence[int],
         num_thing_classes: int,
-        void_label: int,
+        ignore_label: int,
         label_divisor: int,
         output_size: Sequence[int],
         method: str = _DEFAULTS.transformer_post_processing,
@@ -80,7 +80,8 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
           thing_stuff_class_ids: Dataset semantic id of each class index of the
             class head (things first, then stuff; void excluded).
           num_thing_classes: Number of leading thing classes in that order.
-          void_label: Semantic id of pixels that belong to no segment.
+          ignore_label: Semantic id of pixels that belong to no segment (the
+            dataset's void id, DeepLab2's ``void_label``).
           label_divisor: Panoptic label divisor.
           output_size: (height, width) the mask logits are resized to, the
             padded input size.
@@ -130,7 +131,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             raise ValueError(f"output_size must be (height, width), got {output_size}.")
         self.thing_stuff_class_ids = tuple(int(i) for i in thing_stuff_class_ids)
         self.num_thing_classes = int(num_thing_classes)
-        self.void_label = int(void_label)
+        self.ignore_label = int(ignore_label)
         self.label_divisor = int(label_divisor)
         self.output_size = tuple(int(s) for s in output_size)
         self.method = method
@@ -216,7 +217,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             assignment,
             self.thing_stuff_class_ids,
             num_thing_classes=self.num_thing_classes,
-            void_label=self.void_label,
+            ignore_label=self.ignore_label,
             label_divisor=self.label_divisor,
             num_mask_slots=num_slots,
             thing_area_limit=self.thing_area_limit,
@@ -237,7 +238,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         config.update(
             thing_stuff_class_ids=list(self.thing_stuff_class_ids),
             num_thing_classes=self.num_thing_classes,
-            void_label=self.void_label,
+            ignore_label=self.ignore_label,
             label_divisor=self.label_divisor,
             output_size=list(self.output_size),
             method=self.method,
@@ -252,6 +253,13 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             stuff_area_limit=self.stuff_area_limit,
         )
         return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "PanopticPostProcessor":
+        config = dict(config)
+        if "void_label" in config:  # the key's name before ignore_label
+            config["ignore_label"] = config.pop("void_label")
+        return cls(**config)
 
 
 def build_post_processor(
@@ -276,7 +284,7 @@ def build_post_processor(
     return PanopticPostProcessor(
         thing_stuff_class_ids=descriptor.thing_stuff_class_ids,
         num_thing_classes=len(descriptor.thing_class_ids),
-        void_label=descriptor.ignore_label,
+        ignore_label=descriptor.ignore_label,
         label_divisor=descriptor.panoptic_label_divisor,
         output_size=output_size,
         method=evaluator_options.transformer_post_processing,

@@ -58,7 +58,7 @@ def run(masks, classes, thing_area_limit=0, stuff_area_limit=0, **kwargs):
         assignment,
         THING_STUFF_IDS,
         num_thing_classes=NUM_THINGS,
-        void_label=0,
+        ignore_label=0,
         label_divisor=DIVISOR,
         num_mask_slots=int(masks.shape[-1]),
         thing_area_limit=thing_area_limit,

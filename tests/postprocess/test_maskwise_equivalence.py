@@ -96,7 +96,7 @@ def assignments(masks, classes, num_things, graph, **settings):
                 assignment,
                 list(range(1, num_classes + 1)),
                 num_thing_classes=num_things,
-                void_label=0,
+                ignore_label=0,
                 label_divisor=256,
                 num_mask_slots=int(m.shape[-1]),
                 thing_area_limit=20,

@@ -32,7 +32,7 @@ def test_merge_things_stuff_void_and_cityscapes_ids():
     args = dict(
         thing_stuff_class_ids=(11, 12, 0, 1),  # indices 0, 1 things
         num_thing_classes=2,
-        void_label=255,
+        ignore_label=255,
         label_divisor=1000,
         num_mask_slots=5,
     )

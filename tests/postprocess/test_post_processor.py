@@ -110,6 +110,14 @@ def test_area_limits_hold_on_random_outputs(descriptor):
             assert count >= limit, (value, count)
 
 
+def test_config_with_the_old_void_label_key_loads(descriptor):
+    layer = _layer(descriptor, "maskwise")
+    config = layer.get_config()
+    legacy = dict(config)
+    legacy["void_label"] = legacy.pop("ignore_label")
+    assert PanopticPostProcessor.from_config(legacy).get_config() == config
+
+
 def test_config_round_trip(descriptor):
     layer = _layer(descriptor, "maskwise")
     config = layer.get_config()
