@@ -67,11 +67,9 @@ PRED_INSTANCE_KEY = "instance_pred"
 PRED_INSTANCE_SCORES_KEY = "instance_scores"
 # Class confidence of the slot each pixel belongs to (DeepLab2's key).
 PRED_SEMANTIC_SCORES_KEY = "semantic_scores"
-PRED_SEMANTIC_PROBS_KEY = "semantic_probs"
 
 # ---------------------------------------------------------------------------
 # Loss names (also the TensorBoard tags).
-PQ_STYLE_LOSS = "pq_style_loss"
 PQ_STYLE_LOSS_CLASS_TERM = "pq_style_loss_class_term"
 PQ_STYLE_LOSS_MASK_DICE_TERM = "pq_style_loss_mask_dice_term"
 MASK_ID_CROSS_ENTROPY_LOSS = "mask_id_cross_entropy_loss"
