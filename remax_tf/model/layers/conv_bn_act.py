@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 from typing import Dict
+from typing import Optional
+from typing import Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -36,6 +38,18 @@ def _symmetric_padding(kernel_size: int, atrous_rate: int) -> tuple:
     effective = kernel_size + (kernel_size - 1) * (atrous_rate - 1)
     total = effective - 1
     return (total // 2, total - total // 2)
+
+
+def deeplab2_same_padding(
+    kernel_size: int, strides: int, atrous_rate: int = 1, name: str = "zeropad"
+) -> Tuple[Optional[tf_keras.layers.Layer], str]:
+    """DeepLab2's "same" convolution (``Conv2DSame``): strided convolutions
+    pad symmetrically first and convolve "valid"; stride 1 uses Keras' "same".
+    Returns (the padding layer or None, the convolution's padding mode)."""
+    if strides == 1:
+        return None, "same"
+    pad = _symmetric_padding(kernel_size, atrous_rate)
+    return tf_keras.layers.ZeroPadding2D((pad, pad), name=name), "valid"
 
 
 class _ConvBNActBase(tf_keras.layers.Layer):
@@ -122,15 +136,14 @@ class Conv2DBNAct(_ConvBNActBase):
         self.strides = int(strides)
         self.atrous_rate = int(atrous_rate)
         self.kernel_initializer = serialize_initializer(kernel_initializer)
-        self._pad = None
-        if self.strides > 1:
-            pad = _symmetric_padding(self.kernel_size, self.atrous_rate)
-            self._pad = tf_keras.layers.ZeroPadding2D((pad, pad), name="zeropad")
+        self._pad, padding = deeplab2_same_padding(
+            self.kernel_size, self.strides, self.atrous_rate
+        )
         self._conv = tf_keras.layers.Conv2D(
             self.filters,
             self.kernel_size,
             strides=self.strides,
-            padding="valid" if self.strides > 1 else "same",
+            padding=padding,
             dilation_rate=self.atrous_rate,
             use_bias=use_bias,
             kernel_initializer=tf_keras.initializers.get(kernel_initializer),
@@ -181,16 +194,15 @@ class DepthwiseConv2DBNAct(_ConvBNActBase):
         self.kernel_size = int(kernel_size)
         self.strides = int(strides)
         self.atrous_rate = int(atrous_rate)
-        self._pad = None
-        if self.strides > 1:
-            pad = _symmetric_padding(self.kernel_size, self.atrous_rate)
-            self._pad = tf_keras.layers.ZeroPadding2D((pad, pad), name="zeropad")
+        self._pad, padding = deeplab2_same_padding(
+            self.kernel_size, self.strides, self.atrous_rate
+        )
         # DeepLab2 DepthwiseConv2DSame keeps Keras' default (glorot_uniform)
         # depthwise initializer.
         self._depthwise_conv = tf_keras.layers.DepthwiseConv2D(
             self.kernel_size,
             strides=self.strides,
-            padding="valid" if self.strides > 1 else "same",
+            padding=padding,
             dilation_rate=self.atrous_rate,
             use_bias=use_bias,
             name="depthwise_conv",

@@ -21,6 +21,8 @@ from typing import Optional
 import tensorflow as tf
 import tf_keras
 
+from remax_tf.model.layers.conv_bn_act import deeplab2_same_padding
+
 # DeepLab2 Conv2DSame: kernel_initializer='he_normal' for every conv.
 HE_NORMAL = "he_normal"
 
@@ -28,13 +30,8 @@ HE_NORMAL = "he_normal"
 def _pad_if_strided(
     x: tf.Tensor, kernel_size: int, strides: int, name: str
 ) -> tuple[tf.Tensor, str]:
-    if strides == 1:
-        return x, "same"
-    pad_total = kernel_size - 1
-    pad_begin = pad_total // 2
-    padding = (pad_begin, pad_total - pad_begin)
-    x = tf_keras.layers.ZeroPadding2D(padding=(padding, padding), name=f"{name}_pad")(x)
-    return x, "valid"
+    pad, padding = deeplab2_same_padding(kernel_size, strides, name=f"{name}_pad")
+    return (x if pad is None else pad(x)), padding
 
 
 def conv2d_same(
