@@ -1,10 +1,10 @@
-"""The paper's claims in miniature (issues 9, 13): ReMaX vs kMaX ablations.
+"""The paper's claims in miniature: ReMaX vs kMaX ablations (docs/benchmarks.md).
 
     python benchmarks/ablation.py                  # full run, about 2 h on 2 cores
     python benchmarks/ablation.py --quick          # smoke run, a few minutes
     python benchmarks/ablation.py --rows convergence,eta --seeds 3 --steps 600
 
-The regime (issue 13): ``shapes_panoptic_v2`` (20 thing classes told by shape,
+The regime (docs/benchmarks.md, "ReMaX where kMaX learns things"): ``shapes_panoptic_v2`` (20 thing classes told by shape,
 texture and colour; several touching things per image; 64 mask slots), and
 every run starts from the *same* MobileNetV3-Small backbone pre-trained on
 single-object crops of those classes (``remax_tf.training.pretrain_backbone``,
@@ -27,7 +27,7 @@ validation set for the paper's ablations:
 * ``stop_gradient``: stop-gradient vs none, ground-truth semantic masks in
   place of the semantic heads (paper Table 7);
 * ``learning_rate``: kMaX and ReMaX, no clipping, at 1x and 10x the base
-  learning rate (SPEC section 2: ReMaX trains at over 10x kMaX's rate without
+  learning rate (paper Sec. 4.2: ReMaX trains at over 10x kMaX's rate without
   clipping), plus kMaX at 10x with clipping;
 * ``class_threshold``: kMaX and ReMaX evaluated at the demo's class
   confidence thresholds and at low ones (same weights), to tell masks that
@@ -336,7 +336,7 @@ def stop_gradient_rows() -> List[Row]:
 
 
 def learning_rate_rows() -> List[Row]:
-    # SPEC section 2 / paper Sec. 4.2: ReMaX trains at 6e-3, over 10x kMaX's
+    # Paper Sec. 4.2: ReMaX trains at 6e-3, over 10x kMaX's
     # 5e-4, and Table 2: without clipping.
     lr, lr10 = BASE_LEARNING_RATE, BASE_LEARNING_RATE * LEARNING_RATE_FACTOR
     return [
@@ -444,7 +444,7 @@ QUICK = Settings(
 FULL = Settings(steps=1200, seeds=3, curve_fractions=CURVE_FRACTIONS, steps_per_loop=50)
 QUICK_GROUPS = ("convergence", "learning_rate")
 # Per-run wall time with two runs at a time on the 2-core development CPU, for
-# --budget_minutes and the estimate. Measured in the issue-13 regime (crop 97,
+# --budget_minutes and the estimate. Measured in this regime (crop 97,
 # 64 slots, six kMaX layers) on a machine shared with other work: a
 # 1000-step kMaX run took 871 s with 1.5 steps/s in its loops (0.67 s/step)
 # and ~2 min of start-up and evaluation of 150 images; an idle machine is
