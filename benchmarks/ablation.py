@@ -1,11 +1,11 @@
 """The paper's claims in miniature: ReMaX vs kMaX ablations (docs/benchmarks.md).
 
-    python benchmarks/ablation.py                  # full run, about 2 h on 2 cores
+    python benchmarks/ablation.py                  # full run: 75 trainings, hours
     python benchmarks/ablation.py --quick          # smoke run, a few minutes
     python benchmarks/ablation.py --rows convergence,eta --seeds 3 --steps 600
 
-The regime (docs/benchmarks.md, "ReMaX where kMaX learns things"): ``shapes_panoptic_v2`` (20 thing classes told by shape,
-texture and colour; several touching things per image; 64 mask slots), and
+The regime (docs/benchmarks.md, "ReMaX where kMaX learns things"):
+``shapes_panoptic_v2`` (20 thing classes told by shape, texture and colour; several touching things per image; 64 mask slots), and
 every run starts from the *same* MobileNetV3-Small backbone pre-trained on
 single-object crops of those classes (``remax_tf.training.pretrain_backbone``,
 cached), as the paper's runs start from ImageNet weights. The regime was
