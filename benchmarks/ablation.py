@@ -5,8 +5,8 @@
     python benchmarks/ablation.py --rows convergence,eta --seeds 3 --steps 600
 
 The regime (docs/benchmarks.md, "ReMaX where kMaX learns things"):
-``shapes_panoptic_v2`` (20 thing classes told by shape, texture and colour; several touching things per image; 64 mask slots), and
-every run starts from the *same* MobileNetV3-Small backbone pre-trained on
+``shapes_panoptic_v2`` (20 thing classes told by shape, texture and colour;
+several touching things per image; 64 mask slots), and every run starts from the *same* MobileNetV3-Small backbone pre-trained on
 single-object crops of those classes (``remax_tf.training.pretrain_backbone``,
 cached), as the paper's runs start from ImageNet weights. The regime was
 chosen by a rule fixed before looking at ReMaX's numbers: plain kMaX reaches
