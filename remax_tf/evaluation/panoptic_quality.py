@@ -164,6 +164,33 @@ def accumulate_image(
             f"image {image_name}: prediction shape {pred_ids.shape} differs from "
             f"the ground truth {gt_ids.shape}."
         )
+    pred_area = _predicted_areas(pred_ids, pred_segments, categories, image_name)
+    combined = gt_ids.astype(np.uint64) * np.uint64(OFFSET) + pred_ids.astype(np.uint64)
+    intersections: Dict[Tuple[int, int], int] = {
+        (key // OFFSET, key % OFFSET): area for key, area in _counts(combined).items()
+    }
+    gt_matched, pred_matched = _match_segments(
+        stat, intersections, gt_segments, pred_segments, pred_area
+    )
+    _count_unmatched(
+        stat,
+        intersections,
+        gt_segments,
+        pred_segments,
+        pred_area,
+        gt_matched,
+        pred_matched,
+    )
+
+
+def _predicted_areas(
+    pred_ids: np.ndarray,
+    pred_segments: Mapping[int, Mapping],
+    categories: Optional[Mapping[int, bool]],
+    image_name: str,
+) -> Dict[int, int]:
+    """Area of every predicted segment; raises as panopticapi does for ids
+    missing from either the map or the segment list, or unknown categories."""
     pred_area = {}
     for segment_id, area in _counts(pred_ids).items():
         if segment_id not in pred_segments:
@@ -186,12 +213,13 @@ def accumulate_image(
             f"image {image_name}: segment ids {missing} are in segments_info but "
             "not in the prediction PNG."
         )
+    return pred_area
 
-    combined = gt_ids.astype(np.uint64) * np.uint64(OFFSET) + pred_ids.astype(np.uint64)
-    intersections: Dict[Tuple[int, int], int] = {
-        (key // OFFSET, key % OFFSET): area for key, area in _counts(combined).items()
-    }
 
+def _match_segments(stat, intersections, gt_segments, pred_segments, pred_area):
+    """True positives: same category, not crowd, IoU > 0.5 with the
+    prediction's void pixels left out of the union. Returns the matched
+    (ground-truth ids, predicted ids)."""
     gt_matched = set()
     pred_matched = set()
     for (gt_id, pred_id), intersection in intersections.items():
@@ -215,7 +243,20 @@ def accumulate_image(
             class_stat.iou += iou
             gt_matched.add(gt_id)
             pred_matched.add(pred_id)
+    return gt_matched, pred_matched
 
+
+def _count_unmatched(
+    stat,
+    intersections,
+    gt_segments,
+    pred_segments,
+    pred_area,
+    gt_matched,
+    pred_matched,
+) -> None:
+    """False negatives (unmatched non-crowd ground truth) and false positives
+    (unmatched predictions not mostly on void or a same-category crowd)."""
     # Crowd regions by category; a later crowd segment of the same category
     # replaces an earlier one, as in panopticapi.
     crowd_by_category = {}
