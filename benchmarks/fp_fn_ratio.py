@@ -465,7 +465,7 @@ def plot(
 
 
 # ----------------------------------------------------------------------------
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long orchestration, to split)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config_file", default=str(DEFAULT_CONFIG))
     parser.add_argument("--config_override", action="append", default=[])

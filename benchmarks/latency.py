@@ -259,7 +259,7 @@ def _named_outputs(result: Dict[str, np.ndarray], keys: Sequence[str]):
     return dict(zip(sorted(keys), (result[n] for n in ordered)))
 
 
-def benchmark_config(
+def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
     config_file: str,
     variants: Sequence[str],
     crop: Optional[int],

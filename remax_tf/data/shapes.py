@@ -340,7 +340,7 @@ def _v2_appearance(
     )
 
 
-def render(
+def render(  # noqa: PLR0915 (long orchestration, to split)
     rng: np.random.Generator, config: ShapesConfig = ShapesConfig()
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Renders one image and its panoptic label.

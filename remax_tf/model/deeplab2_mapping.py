@@ -551,7 +551,7 @@ def _is_model_path(path: str, layout: str) -> bool:
     return root not in NON_MODEL_ROOT_CHILDREN
 
 
-def restore_deeplab2(
+def restore_deeplab2(  # noqa: C901, PLR0912, PLR0915 (long orchestration, to split)
     items: Mapping[str, object],
     path: str,
     *,

@@ -166,7 +166,7 @@ def run_experiment(
             )
 
 
-def _run_loops(
+def _run_loops(  # noqa: C901, PLR0915 (long orchestration, to split)
     mode: str,
     config: config_pb2.ExperimentOptions,
     model_dir: str,

@@ -31,7 +31,7 @@ def _decode_png(path):
     return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
 
 
-def reference_pq(gt_json_path, gt_folder, pred_json_path, pred_folder):
+def reference_pq(gt_json_path, gt_folder, pred_json_path, pred_folder):  # noqa: C901, PLR0912, PLR0915 (test oracle: panopticapi's pq_compute, kept in its shape)
     """PQ from the rules, one segment pair at a time."""
     with open(gt_json_path) as f:
         gt_json = json.load(f)
