@@ -100,22 +100,5 @@ def convert(
     )
 
 
-def main(argv: Sequence[str]) -> None:
-    del argv
-    f = flags.FLAGS
-    conversion.run_cli(
-        convert,
-        f.coco_root,
-        f.output_dir,
-        f.splits,
-        f.num_shards,
-        f.treat_crowd_as_ignore,
-        f.on_error,
-        f.num_workers,
-        f.progress,
-    )
-
-
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["coco_root", "output_dir"])
-    conversion.run_app(main)
+    conversion.run_dataset_converter(convert, "coco_root")

@@ -686,6 +686,33 @@ def run_app(main) -> None:
     cli.run_absl_app(main)
 
 
+# The shared converter flags a dataset converter's ``convert`` takes after its
+# root folder and ``--output_dir``, in this order (define_converter_flags).
+_SHARED_CONVERT_FLAGS = (
+    "splits",
+    "num_shards",
+    "treat_crowd_as_ignore",
+    "on_error",
+    "num_workers",
+    "progress",
+)
+
+
+def run_dataset_converter(convert_fn, root_flag: str, *extra_flags: str) -> None:
+    """The ``__main__`` of a public-dataset converter: ``convert_fn(root,
+    output_dir, <the shared converter flags>, <extra_flags>)`` from absl
+    flags, with ``root_flag`` and ``--output_dir`` required."""
+
+    def main(argv: Sequence[str]) -> None:
+        del argv
+        f = flags.FLAGS
+        names = (root_flag, "output_dir", *_SHARED_CONVERT_FLAGS, *extra_flags)
+        run_cli(convert_fn, *(f[name].value for name in names))
+
+    flags.mark_flags_as_required([root_flag, "output_dir"])
+    run_app(main)
+
+
 def run_splits(
     make_items,
     spec: LabelSpec,
