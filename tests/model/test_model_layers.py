@@ -1,13 +1,12 @@
 """Layers of remax_tf.model: shapes, parameter counts, config round trips.
 
-Every layer goes through ``_check_layer``: build and call it, compare the
-output shape and the trainable-parameter count with values derived by hand,
-check that ``get_config`` holds exactly the constructor arguments, survives
-JSON, and rebuilds a layer that computes the same function.
+Every layer goes through the ``check_layer`` fixture (tests/model/conftest.py):
+build and call it, compare the output shape and the trainable-parameter count
+with values derived by hand, check that ``get_config`` holds exactly the
+constructor arguments, survives JSON, and rebuilds a layer that computes the
+same function, then train the rebuilt layer for two SGD steps: every trainable
+variable gets a finite, non-zero gradient and the outputs move.
 """
-
-import inspect
-import json
 
 import numpy as np
 import pytest
@@ -44,7 +43,6 @@ from remax_tf.model.transformer_decoder.kmax_layer import KMaXTransformerLayer
 
 BN = 2  # gamma + beta per channel (trainable)
 SPAN = 2 * 255 - 1  # relative-position table rows (DeepLab2 MAX_SPAN 255)
-_BASE_CONFIG_KEYS = {"name", "trainable", "dtype"}
 
 
 def _rand(*shape, seed=0):
@@ -53,38 +51,6 @@ def _rand(*shape, seed=0):
 
 def _params(layer):
     return int(sum(np.prod(v.shape) for v in layer.trainable_weights))
-
-
-def _flatten(outputs):
-    return [t.numpy() for t in tf.nest.flatten(outputs)]
-
-
-def _check_layer(layer, inputs, expected_shape, expected_params):
-    outputs = layer(inputs, training=False)
-    first = tf.nest.flatten(outputs)[0]
-    if expected_shape is not None:
-        assert first.shape.as_list() == list(expected_shape)
-    assert _params(layer) == expected_params
-
-    config = layer.get_config()
-    # Constructor arguments, including those a subclass passes on by kwargs.
-    arguments = set()
-    for cls in type(layer).__mro__:
-        if cls.__module__.startswith("remax_tf") and "__init__" in vars(cls):
-            arguments |= set(inspect.signature(cls.__init__).parameters)
-    arguments -= {"self", "kwargs"}
-    assert set(config) - _BASE_CONFIG_KEYS == arguments
-    json.dumps(config)  # plain values only
-
-    clone = type(layer).from_config(json.loads(json.dumps(config)))
-    clone(inputs, training=False)
-    assert clone.get_config() == config
-    clone.set_weights(layer.get_weights())
-    for a, b in zip(_flatten(outputs), _flatten(clone(inputs, training=False))):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    restored = tf_keras.layers.deserialize(tf_keras.layers.serialize(layer))
-    assert type(restored) is type(layer)
-    return outputs
 
 
 def test_relative_distance_indices_match_definition_and_clip():
@@ -113,28 +79,28 @@ def test_bn_config_and_norm_layer_factory_round_trip():
         bn_config_from_norm_layer(tf_keras.layers.LayerNormalization)
 
 
-def test_conv_units():
+def test_conv_units(check_layer):
     x = _rand(2, 9, 9, 8)
     # 3x3 stride 2 with DeepLab2 padding: 9 -> 5 (ceil), corners aligned.
-    _check_layer(
+    check_layer(
         Conv2DBNAct(16, 3, strides=2, activation="gelu"),
         x,
         [2, 5, 5, 16],
         9 * 8 * 16 + 16 * BN,
     )
-    _check_layer(
+    check_layer(
         Conv2DBNAct(4, 1, use_bn=False, use_bias=True), x, [2, 9, 9, 4], 8 * 4 + 4
     )
-    _check_layer(
+    check_layer(
         DepthwiseConv2DBNAct(5, activation="relu"), x, [2, 9, 9, 8], 25 * 8 + 8 * BN
     )
-    _check_layer(
+    check_layer(
         SeparableConv2DBNAct(6, 5, activation="gelu"),
         x,
         [2, 9, 9, 6],
         25 * 8 + 8 * BN + 8 * 6 + 6 * BN,
     )
-    _check_layer(
+    check_layer(
         Conv1DBNAct(6, bn_gamma_initializer="zeros"), _rand(2, 7, 8), [2, 7, 6], 48 + 12
     )
     with pytest.raises(ValueError, match="use_bias"):
@@ -149,14 +115,14 @@ def test_strided_conv_keeps_corner_alignment():
     np.testing.assert_array_equal(out, ramp.numpy()[0, ::2, ::2, 0])
 
 
-def test_relative_positional_encoding():
+def test_relative_positional_encoding(check_layer):
     layer = RelativePositionalEncoding(4)
-    out = _check_layer(layer, _rand(3, 6, 5), [6, 6, 4], SPAN * 4)
+    out = check_layer(layer, _rand(3, 6, 5), [6, 6, 4], SPAN * 4)
     table = layer.embeddings.numpy()
     np.testing.assert_array_equal(out[2, 3], table[254 + 1])
 
 
-def test_axial_attention_1d_and_2d():
+def test_axial_attention_1d_and_2d(check_layer):
     # qkv kernel C x (2K + V), BN on qkv, BN on 3 similarity terms per head,
     # BN on 2 retrieved terms per head and channel, 3 relative tables.
     heads, keys, values = 2, 8, 16
@@ -170,7 +136,7 @@ def test_axial_attention_1d_and_2d():
             + SPAN * (2 * keys // heads + values // heads)
         )
 
-    _check_layer(
+    check_layer(
         AxialAttention(keys, values, num_heads=heads),
         _rand(4, 7, 12),
         [4, 7, 16],
@@ -178,7 +144,7 @@ def test_axial_attention_1d_and_2d():
     )
     # The width axis reads the height axis' values (16 channels).
     layer = AxialAttention2D(8, strides=2, num_heads=heads)
-    _check_layer(layer, _rand(2, 9, 7, 12), [2, 5, 4, 16], one_d(12) + one_d(16))
+    check_layer(layer, _rand(2, 9, 7, 12), [2, 5, 4, 16], one_d(12) + one_d(16))
 
 
 def test_axial_attention_is_permutation_sensitive_through_positions():
@@ -192,7 +158,7 @@ def test_axial_attention_is_permutation_sensitive_through_positions():
     assert not np.allclose(out[perm], out_perm, atol=1e-4)
 
 
-def test_residual_blocks_and_groups():
+def test_residual_blocks_and_groups(check_layer):
     x = _rand(2, 9, 9, 16)
     f = 8
     bottleneck = (
@@ -206,7 +172,7 @@ def test_residual_blocks_and_groups():
         + 4 * f * BN  # projection shortcut 16 -> 32
     )
     block = BottleneckBlock(f, strides=2, atrous_rate=1, activation="relu")
-    _check_layer(block, x, [2, 5, 5, 32], bottleneck)
+    check_layer(block, x, [2, 5, 5, 32], bottleneck)
     # Zero-initialised last BN: a fresh block is shortcut(relu(x)).
     shortcut = block._shortcut(tf.nn.relu(x), training=False)
     np.testing.assert_allclose(block(x, training=False), shortcut, atol=1e-6)
@@ -222,7 +188,7 @@ def test_residual_blocks_and_groups():
     axial = (
         32 * 2 * f + 2 * f * BN + axial_attention + 2 * f * 4 * f + 4 * f * BN
     )  # input already 4f = 32 channels: no shortcut
-    _check_layer(
+    check_layer(
         AxialBlock(f, activation="gelu"), _rand(2, 5, 5, 32), [2, 5, 5, 32], axial
     )
     group = BlockGroup(
@@ -233,15 +199,15 @@ def test_residual_blocks_and_groups():
         activation="gelu",
         drop_path_keep_probs=[1.0, 0.5],
     )
-    _check_layer(group, x, [2, 5, 5, 32], bottleneck + axial)
+    check_layer(group, x, [2, 5, 5, 32], bottleneck + axial)
     # Drop path is the identity at inference.
     np.testing.assert_array_equal(group(x, training=False), group(x, training=False))
 
 
-def test_resized_fuse_projects_resizes_and_sums():
+def test_resized_fuse_projects_resizes_and_sums(check_layer):
     low, skip = _rand(2, 3, 3, 24), _rand(2, 5, 5, 12)
     fuse = ResizedFuse(8)
-    out = _check_layer(fuse, [low, skip], [2, 5, 5, 8], 24 * 8 + 16 + 12 * 8 + 16)
+    out = check_layer(fuse, [low, skip], [2, 5, 5, 8], 24 * 8 + 16 + 12 * 8 + 16)
     # Aligned corners: the output corners equal the projected inputs' corners.
     a = fuse._projections[0](tf.nn.gelu(low), training=False)
     b = fuse._projections[1](tf.nn.gelu(skip), training=False)
@@ -249,14 +215,14 @@ def test_resized_fuse_projects_resizes_and_sums():
     np.testing.assert_allclose(out[:, -1, -1], a[:, -1, -1] + b[:, -1, -1], atol=1e-5)
     # An input that already has num_channels is only resized.
     same = ResizedFuse(12)
-    _check_layer(same, [_rand(2, 3, 3, 12), skip], [2, 5, 5, 12], 0)
+    check_layer(same, [_rand(2, 3, 3, 12), skip], [2, 5, 5, 12], 0)
 
 
-def test_aspp():
+def test_aspp(check_layer):
     c_in, c = 6, 4
     params = c_in * c + 3 * 9 * c_in * c + c_in * c + 5 * c * c + 6 * c * BN
-    _check_layer(ASPP(c, (1, 2, 3)), _rand(2, 5, 5, c_in), [2, 5, 5, c], params)
-    _check_layer(
+    check_layer(ASPP(c, (1, 2, 3)), _rand(2, 5, 5, c_in), [2, 5, 5, c], params)
+    check_layer(
         ASPP(c, (), use_only_1x1_proj_conv=True),
         _rand(2, 5, 5, c_in),
         [2, 5, 5, c],
@@ -266,18 +232,18 @@ def test_aspp():
         ASPP(c, (1, 2))
 
 
-def test_heads():
+def test_heads(check_layer):
     x = _rand(2, 5, 5, 6)
     sep_head = 25 * 6 + 6 * BN + 6 * 8 + 8 * BN + 8 * 3 + 3
-    _check_layer(ConvHead(8, 3), x, [2, 5, 5, 3], sep_head)
-    _check_layer(
+    check_layer(ConvHead(8, 3), x, [2, 5, 5, 3], sep_head)
+    check_layer(
         ConvHead(8, 3, conv_type="standard_conv"),
         x,
         [2, 5, 5, 3],
         25 * 6 * 8 + 8 * BN + 8 * 3 + 3,
     )
     remax_aspp = 6 * 4 + 3 * 9 * 6 * 4 + 6 * 4 + 5 * 4 * 4 + 6 * 4 * BN
-    _check_layer(
+    check_layer(
         ReMaXSemanticHead(7, channels=4, atrous_rates=(1, 2, 3)),
         x,
         [2, 5, 5, 7],
@@ -285,7 +251,7 @@ def test_heads():
     )
 
 
-def test_prediction_head_outputs_and_void_prior():
+def test_prediction_head_outputs_and_void_prior(check_layer):
     num_classes, slots, d = 5, 4, 6
     head = KMaXPredictionHead(num_classes, pixel_head_channels=8, embedding_channels=3)
     inputs = (_rand(2, 5, 5, 10), _rand(2, slots, d), _rand(2, slots, d))
@@ -303,7 +269,7 @@ def test_prediction_head_outputs_and_void_prior():
         + 3 * BN
         + 1 * BN  # feature BN, mask-logit BN
     )
-    out = _check_layer(head, inputs, None, expected)
+    out = check_layer(head, inputs, None, expected)
     assert out[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY].shape == [2, 5, 5, slots]
     assert out[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY].shape == [
         2,
@@ -317,7 +283,7 @@ def test_prediction_head_outputs_and_void_prior():
     np.testing.assert_allclose(tf.nn.softmax(bias)[-1], 0.9, atol=1e-6)
 
 
-def test_semantic_decoder_and_auxiliary_head():
+def test_semantic_decoder_and_auxiliary_head(check_layer):
     endpoints = {
         "stage5": _rand(2, 3, 3, 16),
         "res3": _rand(2, 9, 9, 8),
@@ -329,7 +295,7 @@ def test_semantic_decoder_and_auxiliary_head():
     aspp = 16 * 4 + 3 * 9 * 16 * 4 + 16 * 4 + 5 * 4 * 4 + 6 * 4 * BN
     fusion1 = 8 * 4 + 4 * BN + 25 * 8 + 8 * BN + 8 * 6 + 6 * BN
     fusion2 = 4 * 2 + 2 * BN + 25 * 8 + 8 * BN + 8 * 6 + 6 * BN
-    _check_layer(
+    check_layer(
         decoder,
         (endpoints["stage5"], [endpoints["res3"], endpoints["res2"]]),
         [2, 17, 17, 6],
@@ -344,12 +310,10 @@ def test_semantic_decoder_and_auxiliary_head():
         ),
     )
     head_params = 25 * 6 + 6 * BN + 6 * 3 + 3 * BN + 3 * 5 + 5
-    _check_layer(
-        head, endpoints, [2, 17, 17, 5], aspp + fusion1 + fusion2 + head_params
-    )
+    check_layer(head, endpoints, [2, 17, 17, 5], aspp + fusion1 + fusion2 + head_params)
     # Without its decoder (DeepLab2's Cityscapes setting) it stays at stride 32.
     no_decoder = AuxiliarySemanticHead(5, use_decoder=False, head_channels=3)
-    _check_layer(
+    check_layer(
         no_decoder,
         endpoints,
         [2, 3, 3, 5],
@@ -382,7 +346,7 @@ def _kmax_layer_params(c_pixel, c, key, value, heads, ffn, head_params):
     )
 
 
-def test_kmax_transformer_layer():
+def test_kmax_transformer_layer(check_layer):
     heads, c, c_pixel, slots, classes = 2, 8, 6, 5, 4
     head_config = dict(
         num_classes_with_void=classes, pixel_head_channels=4, embedding_channels=3
@@ -410,7 +374,7 @@ def test_kmax_transformer_layer():
         + BN
     )
     expected = _kmax_layer_params(c_pixel, c, 4, c, heads, 10, head)
-    centres, prediction = _check_layer(
+    centres, prediction = check_layer(
         layer, (_rand(2, 3, 4, c_pixel), _rand(2, slots, c)), [2, slots, c], expected
     )
     assert prediction[common.PRED_KEY_FEATURE_KEY].shape == [2, 3, 4, c]
@@ -438,7 +402,7 @@ def test_kmax_layer_centres_move_to_assigned_pixel_means():
     np.testing.assert_allclose(out, gelu(gelu(centres)), atol=1e-5)
 
 
-def test_kmax_transformer_decoder_counts_layers():
+def test_kmax_transformer_decoder_counts_layers(check_layer):
     head_config = dict(
         num_classes_with_void=4, pixel_head_channels=4, embedding_channels=3
     )
@@ -462,10 +426,10 @@ def test_kmax_transformer_decoder_counts_layers():
     assert out["transformer_mask_feature"].shape == [2, 6, 8]
     layers = [layer for stage in decoder._layers_per_stage for layer in stage]
     expected = 6 * 8 + 2 * (8 * 8 + 8 * BN) + sum(_params(layer) for layer in layers)
-    _check_layer(decoder, features, None, expected)
+    check_layer(decoder, features, None, expected)
 
 
-def test_kmax_pixel_decoder_tiny():
+def test_kmax_pixel_decoder_tiny(check_layer):
     endpoints = {
         "stage1": _rand(1, 33, 33, 4),
         "stage2": _rand(1, 17, 17, 8),
@@ -489,11 +453,11 @@ def test_kmax_pixel_decoder_tiny():
     assert decoder.output_strides == [32, 16, 8, 4, 2]
     # DeepLab2 dilates the decoder's 3x3 convolutions by 2.
     assert decoder._stages[2]._blocks[0]._conv2_bn_act.atrous_rate == 2
-    _check_layer(decoder, endpoints, [1, 3, 3, 32], _params(decoder))
+    check_layer(decoder, endpoints, [1, 3, 3, 32], _params(decoder))
     with pytest.raises(KeyError, match="stage1"):
         decoder({k: v for k, v in endpoints.items() if k != "stage1"})
 
 
-def test_inception_stem():
+def test_inception_stem(check_layer):
     params = 27 * 4 + 4 * BN + 36 * 4 + 4 * BN + 36 * 8 + 8 * BN
-    _check_layer(InceptionStem((4, 4, 8)), _rand(1, 9, 9, 3), [1, 5, 5, 8], params)
+    check_layer(InceptionStem((4, 4, 8)), _rand(1, 9, 9, 3), [1, 5, 5, 8], params)
