@@ -65,6 +65,29 @@ def test_identity_at_inference(inputs, training):
     np.testing.assert_array_equal(got.numpy(), inputs[0])
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        dict(
+            activation="softmax",
+            stop_gradient=False,
+            class_stop_gradient=False,
+            semantic_input="probabilities",
+        ),
+    ],
+    ids=["default", "other"],
+)
+def test_shared_layer_checks(inputs, check_layer, kwargs):
+    # No weights: the config round trip and the identity at inference (the
+    # training step of check_layer needs trainable variables; test_gradients
+    # covers the gradients).
+    layer = ReMask(**kwargs)
+    out = check_layer(layer, [tf.constant(x) for x in inputs], inputs[0].shape, 0)
+    np.testing.assert_array_equal(out.numpy(), inputs[0])
+    assert not layer.weights
+
+
 def test_tensor_training_flag_relaxes(inputs):
     tensors = [tf.constant(x) for x in inputs]
     got = ReMask()(tensors, training=tf.constant(True))

@@ -105,14 +105,14 @@ def test_layer_norm_and_layer_scale_settings(tiny):
     )
 
 
-def test_layer_scale_layer():
+def test_layer_scale_layer(check_layer):
     layer = LayerScale(0.5, name="ls")
     x = tf.ones([2, 3, 4])
-    np.testing.assert_allclose(layer(x), 0.5 * np.ones([2, 3, 4]))
+    # Config round trip, (de)serialization and a training step (conftest.py).
+    out = check_layer(layer, x, [2, 3, 4], 4)
+    np.testing.assert_allclose(out, 0.5 * np.ones([2, 3, 4]))
     clone = LayerScale.from_config(layer.get_config())
     assert clone.init_value == 0.5 and clone.name == "ls"
-    restored = tf_keras.layers.deserialize(tf_keras.layers.serialize(layer))
-    assert isinstance(restored, LayerScale)
 
 
 def test_training_call_applies_drop_path(tiny, images_65):
