@@ -69,13 +69,16 @@ def _check_training(layer, inputs, expected_zero_gradients, steps):
         tf.random.stateless_normal(tf.shape(t), seed=[i, 1])
         for i, t in enumerate(_float_outputs(layer(inputs, training=True)))
     ]
-    optimizer = tf_keras.optimizers.SGD(learning_rate=0.1)
+    # Mean, not sum, and a small rate: the step must move every weight, not
+    # blow up a wide layer (a summed projection over every pixel did, for the
+    # pixel decoder, depending on the random state).
+    optimizer = tf_keras.optimizers.SGD(learning_rate=0.01)
     reached = [False] * len(variables)
     for _ in range(steps):
         with tf.GradientTape() as tape:
             outputs = _float_outputs(layer(inputs, training=True))
             scalar = tf.add_n(
-                [tf.reduce_sum(t * p) for t, p in zip(outputs, projections)]
+                [tf.reduce_mean(t * p) for t, p in zip(outputs, projections)]
             )
         assert np.isfinite(float(scalar))
         gradients = tape.gradient(scalar, variables)
