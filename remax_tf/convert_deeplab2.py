@@ -16,7 +16,8 @@ appear together: they are written to a scratch folder in ``D`` and moved in.
 Exit status 1, listing the names, when anything used at inference is left
 unmapped: a DeepLab2 weight of the encoder, pixel decoder, transformer
 decoder or prediction heads that no variable took, or an inference variable
-that got no value (class heads excluded with ``--skip_class_heads`` aside).
+that got no value (class heads excluded with ``--skip_class_heads`` aside);
+then only the report is written, no checkpoint.
 ReMaX's semantic heads and, with ``--skip_class_heads``, the class heads are
 reported as left at initialisation; the optimizer slots and the step as
 skipped.
@@ -166,7 +167,10 @@ def convert(
         "config_file": config_file,
         "backbone_only": backbone_only,
         "skip_class_heads": skip_class_heads,
-        "checkpoint": os.path.join(output_dir, CHECKPOINT_NAME),
+        # None when inference weights were left unmapped (nothing written).
+        "checkpoint": os.path.join(output_dir, CHECKPOINT_NAME)
+        if not unmatched
+        else None,
         "restored": len(report.restored),
         "left_at_init": {
             "no_deeplab2_value": sorted(by_name.get(n, n) for n in report.missing),
@@ -183,14 +187,17 @@ def convert(
     scratch = os.path.join(output_dir, f".convert-{uuid.uuid4().hex}")
     tf.io.gfile.makedirs(scratch)
     try:
-        tf.train.Checkpoint(**items).write(os.path.join(scratch, CHECKPOINT_NAME))
+        # A conversion that left inference weights unmapped writes its report
+        # only: no checkpoint that would load as if it were whole.
+        if result["ok"]:
+            tf.train.Checkpoint(**items).write(os.path.join(scratch, CHECKPOINT_NAME))
+            with open(os.path.join(scratch, "checkpoint"), "w") as f:
+                f.write(
+                    f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
+                    f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'
+                )
         with open(os.path.join(scratch, REPORT_FILE), "w") as f:
             json.dump(result, f, indent=1)
-        with open(os.path.join(scratch, "checkpoint"), "w") as f:
-            f.write(
-                f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
-                f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'
-            )
         names = sorted(os.listdir(scratch))
         # Checkpoint files first, the state file and the report last.
         names.sort(key=lambda n: (n in ("checkpoint", REPORT_FILE), n))
@@ -223,14 +230,16 @@ def _convert(args: argparse.Namespace) -> int:
         f"variables; left at init: {len(left['no_deeplab2_value'])} without a "
         f"DeepLab2 value (ReMaX heads), {len(left['class_heads_excluded'])} class-head "
         f"variables; skipped {result['skipped_non_model']} optimizer/step entries; "
-        f"wrote {result['checkpoint']} and "
+        f"wrote {result['checkpoint'] + ' and ' if result['ok'] else ''}"
         f"{os.path.join(args.output_dir, REPORT_FILE)}",
         flush=True,
     )
     if result["inference_unmatched"]:
         print(
             "[convert_deeplab2] ERROR: inference weights left unmapped "
-            f"({len(result['inference_unmatched'])}):",
+            f"({len(result['inference_unmatched'])}); no checkpoint was written "
+            "(the report lists them). Fix: use the --config_file of the model "
+            "that DeepLab2 checkpoint belongs to:",
             file=sys.stderr,
         )
         for name in result["inference_unmatched"]:

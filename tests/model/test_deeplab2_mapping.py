@@ -391,3 +391,7 @@ def test_convert_deeplab2_cli_writes_checkpoint_and_report(
     args = ["--config_file", config, "--deeplab2_checkpoint", bad]
     assert convert_deeplab2.main(args + ["--output_dir", str(tmp_path / "o2")]) == 1
     assert "_kmax_decoder/99" in capsys.readouterr().err
+    # Only the report: nothing that would load as a whole checkpoint.
+    assert sorted(p.name for p in (tmp_path / "o2").iterdir()) == [
+        "conversion_report.json"
+    ]
