@@ -89,7 +89,9 @@ def reestimate_checkpoint(
 
     from remax_tf import common
     from remax_tf.data import build_dataset
+    from remax_tf.inference.model_files import ModelFileError
     from remax_tf.model import build_model
+    from remax_tf.model.checkpoint_restore import restore_items
 
     model = build_model(config)
     options = config.train_dataset_options
@@ -98,7 +100,25 @@ def reestimate_checkpoint(
     step = tf.Variable(0, dtype=tf.int64, name="global_step")
     items = dict(global_step=step, **model.checkpoint_items)
     prefix = tf.train.latest_checkpoint(checkpoint) or checkpoint
-    tf.train.Checkpoint(**items).restore(prefix).expect_partial()
+    # Strict for the model: re-estimating statistics of a model left partly at
+    # its random initial values would write a wrong checkpoint.
+    try:
+        report = restore_items(model.checkpoint_items, prefix, what="--checkpoint")
+    except (FileNotFoundError, ValueError) as e:
+        raise ModelFileError(
+            f"{e} Fix: pass the checkpoint trained with this --config_file."
+        ) from e
+    # Training-only heads may be absent (an inference checkpoint); the
+    # evaluated model's variables may not.
+    inference = {v.name for v in model.inference_variables}
+    missing = [name for name in report.missing if name in inference]
+    if missing:
+        raise ModelFileError(
+            f"--checkpoint {prefix} lacks {len(missing)} inference variables of "
+            f"the model built from the config, e.g. {missing[:5]}. Fix: pass the "
+            "checkpoint trained with this --config_file."
+        )
+    tf.train.Checkpoint(global_step=step).restore(prefix).expect_partial()
     dataset = build_dataset(options, is_training=True)
     images = (batch[common.IMAGE] for batch in dataset)
     used = reestimate(model, images, num_batches)
