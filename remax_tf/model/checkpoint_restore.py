@@ -371,15 +371,3 @@ def restore_root(
         model_variables=_unique_variables([obj]),
         exclude=tuple(exclude),
     )
-
-
-__all__ = [
-    "CLASS_HEAD_PATTERNS",
-    "RestoreReport",
-    "object_path",
-    "resolve_checkpoint_prefix",
-    "restore_items",
-    "restore_model_checkpoint",
-    "restore_root",
-    "root_children",
-]
