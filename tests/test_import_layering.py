@@ -27,7 +27,7 @@ ALLOWED = {
     "remax_tf/export/saved_model.py": 1,
     "remax_tf/predict.py": 10,
     "remax_tf/train.py": 2,
-    "remax_tf/training/batch_norm_stats.py": 7,
+    "remax_tf/training/batch_norm_stats.py": 6,
     "remax_tf/training/checkpoints.py": 2,
     "remax_tf/training/evaluator.py": 3,
     "remax_tf/training/image_summaries.py": 2,

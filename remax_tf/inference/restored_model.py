@@ -85,15 +85,31 @@ def build_restored_model(
     crop_size = tuple(eval_preprocess_config(config, descriptor).crop_size)
     model = build_model(config, descriptor)
     model(tf.zeros([1, *crop_size, 3], tf.float32), training=False)
+    report = restore_strictly(model, prefix, flag=flag, fix=fix)
+    return RestoredModel(model, config, descriptor, crop_size, prefix, report)
+
+
+def restore_strictly(
+    model: tf_keras.Model, prefix: str, *, flag: str, fix: str
+) -> RestoreReport:
+    """Restores ``model.checkpoint_items`` from ``prefix``; every inference
+    variable must get a value (training-only heads may be absent).
+
+    Raises:
+      ModelFileError: a checkpoint of another model (``fix`` appended), or one
+        that lacks inference variables of ``model``.
+    """
     try:
         report = restore_items(model.checkpoint_items, prefix, what=flag)
     except (FileNotFoundError, ValueError) as e:
         raise ModelFileError(f"{e} {fix}") from e
-    if report.missing:
+    inference = {v.name for v in model.inference_variables}
+    missing = [name for name in report.missing if name in inference]
+    if missing:
         raise ModelFileError(
-            f"{flag} {prefix} lacks {len(report.missing)} inference variables of "
+            f"{flag} {prefix} lacks {len(missing)} inference variables of "
             f"the model built from the config, e.g. "
-            f"{list(report.missing[:LISTED_VARIABLES])}; running it with them at "
+            f"{missing[:LISTED_VARIABLES]}; running it with them at "
             f"their random initial values would be wrong. {fix}"
         )
-    return RestoredModel(model, config, descriptor, crop_size, prefix, report)
+    return report

@@ -89,9 +89,8 @@ def reestimate_checkpoint(
 
     from remax_tf import common
     from remax_tf.data import build_dataset
-    from remax_tf.inference.model_files import ModelFileError
+    from remax_tf.inference.restored_model import restore_strictly
     from remax_tf.model import build_model
-    from remax_tf.model.checkpoint_restore import restore_items
 
     model = build_model(config)
     options = config.train_dataset_options
@@ -102,22 +101,12 @@ def reestimate_checkpoint(
     prefix = tf.train.latest_checkpoint(checkpoint) or checkpoint
     # Strict for the model: re-estimating statistics of a model left partly at
     # its random initial values would write a wrong checkpoint.
-    try:
-        report = restore_items(model.checkpoint_items, prefix, what="--checkpoint")
-    except (FileNotFoundError, ValueError) as e:
-        raise ModelFileError(
-            f"{e} Fix: pass the checkpoint trained with this --config_file."
-        ) from e
-    # Training-only heads may be absent (an inference checkpoint); the
-    # evaluated model's variables may not.
-    inference = {v.name for v in model.inference_variables}
-    missing = [name for name in report.missing if name in inference]
-    if missing:
-        raise ModelFileError(
-            f"--checkpoint {prefix} lacks {len(missing)} inference variables of "
-            f"the model built from the config, e.g. {missing[:5]}. Fix: pass the "
-            "checkpoint trained with this --config_file."
-        )
+    restore_strictly(
+        model,
+        prefix,
+        flag="--checkpoint",
+        fix="Fix: pass the checkpoint trained with this --config_file.",
+    )
     tf.train.Checkpoint(global_step=step).restore(prefix).expect_partial()
     dataset = build_dataset(options, is_training=True)
     images = (batch[common.IMAGE] for batch in dataset)
