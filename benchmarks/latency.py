@@ -270,6 +270,7 @@ def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
     calibration_steps: int,
     class_head_scale: float = 300.0,
     split: bool = True,
+    overrides: Sequence[str] = (),
 ) -> Dict[str, object]:
     import tensorflow as tf
 
@@ -284,7 +285,7 @@ def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
     from remax_tf.postprocess import build_post_processor
     from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 
-    config = _load_config(config_file, _crop_overrides(crop))
+    config = _load_config(config_file, _crop_overrides(crop) + list(overrides))
     descriptor = export_descriptor(config)
     size = tuple(eval_preprocess_config(config, descriptor).crop_size)
     model = build_model(config, descriptor)
@@ -308,6 +309,7 @@ def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
     )
     result: Dict[str, object] = {
         "config": config_file,
+        "config_overrides": list(overrides),
         "backbone": config.model_options.backbone.name,
         "input_size": list(size),
         "num_slots": int(raw_in["transformer_class_logits"].shape[1]),
@@ -472,6 +474,8 @@ def format_table(results: Sequence[Dict[str, object]]) -> str:
     ]
     for result in results:
         name = os.path.basename(str(result["config"])).replace(".textproto", "")
+        if result.get("config_overrides"):
+            name += " (" + ", ".join(result["config_overrides"]) + ")"
         size = "x".join(str(s) for s in result["input_size"])
         candidates = f"{result['num_candidate_slots']}/{result['num_slots']}"
         for variant, per_threads in result["latency"].items():
@@ -533,6 +537,8 @@ def _tf_thread_runs(args, config_file: str, thread_count: int) -> Dict[str, obje
             command += ["--checkpoint", args.checkpoint]
         if args.no_split:
             command.append("--no_split")
+        for override in args.config_override:
+            command += ["--config_override", override]
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         with open(output, encoding="utf-8") as f:
             return json.load(f)["results"][0]
@@ -573,6 +579,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         action="store_true",
         help="Time only the whole pipeline, not pre/network/post/undo.",
     )
+    parser.add_argument(
+        "--config_override",
+        action="append",
+        default=[],
+        help="field.path=value applied to every config, as the trainer's flag, "
+        "e.g. evaluator_options.post_processing_resolution=model_output.",
+    )
     parser.add_argument("--output_json", help="Also write the results here.")
     args = parser.parse_args(argv)
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -603,6 +616,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             args.calibration_steps,
             class_head_scale=args.class_head_scale,
             split=not args.no_split,
+            overrides=args.config_override,
         )
         if any(v not in _TFLITE_MODES for v in variants):
             for thread_count in threads[1:]:

@@ -1,6 +1,7 @@
 """benchmarks/latency.py: the split into pre/network/post/undo,
 several thread counts in one run (TensorFlow's in a child process), the
-table and the JSON, on the demo config at crop 65."""
+table and the JSON, on the demo config at crop 65 with the approximate
+post-processing (a --config_override, passed to the child too)."""
 
 import json
 import os
@@ -29,6 +30,8 @@ def test_split_at_two_thread_counts(repo_root, tmp_path):
             "0",
             "--repeats",
             "1",
+            "--config_override",
+            "evaluator_options.post_processing_resolution=model_output",
             "--output_json",
             str(output),
         ],
@@ -43,6 +46,9 @@ def test_split_at_two_thread_counts(repo_root, tmp_path):
     assert report["threads"] == [1, 2]
     (result,) = report["results"]
     assert result["input_size"] == [65, 65]
+    assert result["config_overrides"] == [
+        "evaluator_options.post_processing_resolution=model_output"
+    ]
     # The class head is scaled so that slots pass and the paste runs.
     assert 0 < result["num_candidate_slots"] <= result["num_slots"] == 16
     for variant in ("saved_model", "tflite_fp32"):

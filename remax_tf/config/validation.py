@@ -18,6 +18,9 @@ from remax_tf.protos import model_pb2
 LEARNING_POLICIES = ("poly", "step", "cosine", "constant")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 POST_PROCESSINGS = ("pixelwise", "maskwise")
+# evaluator_options.post_processing_resolution: "input" is DeepLab2's exact
+# rule, "model_output" the faster approximation (docs/export.md).
+POST_PROCESSING_RESOLUTIONS = ("input", "model_output")
 COPY_PASTE_OPTIONS = ("random", "none", "all")
 
 
@@ -245,6 +248,41 @@ def _check_remax(problems: List[str], r: resolved.ReMaXSettings) -> None:
         )
 
 
+def _check_evaluator(problems: List[str], ev) -> None:
+    if ev.transformer_post_processing not in POST_PROCESSINGS:
+        problems.append(
+            f"evaluator_options.transformer_post_processing = "
+            f"{ev.transformer_post_processing!r}: use one of {POST_PROCESSINGS}."
+        )
+    if ev.post_processing_resolution not in POST_PROCESSING_RESOLUTIONS:
+        problems.append(
+            f"evaluator_options.post_processing_resolution = "
+            f"{ev.post_processing_resolution!r}: use one of "
+            f"{POST_PROCESSING_RESOLUTIONS}."
+        )
+    _check_unit(
+        problems,
+        "evaluator_options.pixel_confidence_threshold",
+        ev.pixel_confidence_threshold,
+    )
+    _check_unit(
+        problems,
+        "evaluator_options.transformer_class_confidence_threshold",
+        ev.transformer_class_confidence_threshold,
+    )
+    mw = ev.maskwise_postprocessing
+    for field in (
+        "transformer_class_confidence_threshold_thing",
+        "transformer_class_confidence_threshold_stuff",
+        "overlapping_threshold",
+    ):
+        _check_unit(
+            problems,
+            f"evaluator_options.maskwise_postprocessing.{field}",
+            getattr(mw, field),
+        )
+
+
 def validate_config(
     config: config_pb2.ExperimentOptions, path: str = "<config>", num_replicas: int = 1
 ) -> None:
@@ -291,33 +329,7 @@ def validate_config(
             "trainer_options.solver_options.training_number_of_steps"
             f" = {solver.training_number_of_steps}: must be >= 1."
         )
-    ev = config.evaluator_options
-    if ev.transformer_post_processing not in POST_PROCESSINGS:
-        problems.append(
-            f"evaluator_options.transformer_post_processing = "
-            f"{ev.transformer_post_processing!r}: use one of {POST_PROCESSINGS}."
-        )
-    _check_unit(
-        problems,
-        "evaluator_options.pixel_confidence_threshold",
-        ev.pixel_confidence_threshold,
-    )
-    _check_unit(
-        problems,
-        "evaluator_options.transformer_class_confidence_threshold",
-        ev.transformer_class_confidence_threshold,
-    )
-    mw = ev.maskwise_postprocessing
-    for field in (
-        "transformer_class_confidence_threshold_thing",
-        "transformer_class_confidence_threshold_stuff",
-        "overlapping_threshold",
-    ):
-        _check_unit(
-            problems,
-            f"evaluator_options.maskwise_postprocessing.{field}",
-            getattr(mw, field),
-        )
+    _check_evaluator(problems, config.evaluator_options)
     if problems:
         lines = "\n  - ".join(problems)
         raise ConfigError(f"{path}: invalid config:\n  - {lines}")

@@ -28,17 +28,26 @@ import tensorflow as tf
 import tf_keras
 
 from remax_tf import common
+from remax_tf.config.validation import POST_PROCESSING_RESOLUTIONS
+from remax_tf.config.validation import POST_PROCESSINGS
 from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.postprocess.maskwise import maskwise_assignment
+from remax_tf.postprocess.panoptic_merge import SlotAssignment
 from remax_tf.postprocess.panoptic_merge import merge_to_panoptic
 from remax_tf.postprocess.pixelwise import argmax_semantic
 from remax_tf.postprocess.pixelwise import pixelwise_assignment
 from remax_tf.postprocess.slot_predictions import resize_mask_logits
+from remax_tf.postprocess.slot_predictions import upsample_nearest
 from remax_tf.protos import evaluator_pb2
 
-MASKWISE = "maskwise"
-PIXELWISE = "pixelwise"
-POST_PROCESSING_METHODS = (MASKWISE, PIXELWISE)
+# The allowed values live with the config's validation (one list each).
+POST_PROCESSING_METHODS = POST_PROCESSINGS
+PIXELWISE, MASKWISE = POST_PROCESSINGS
+# Where the decisions are taken: INPUT is DeepLab2's rule and exact;
+# MODEL_OUTPUT decides at the logits' resolution (stride 4) and upsamples the
+# resulting maps, which skips the resize and per-pixel softmax of all NQ
+# channels at full size.
+INPUT_RESOLUTION, MODEL_OUTPUT_RESOLUTION = POST_PROCESSING_RESOLUTIONS
 
 # Defaults are DeepLab2's evaluator.proto defaults (EvaluatorOptions and
 # MaskwisePostProcessingOptions); the kMaX configs override several of them
@@ -72,6 +81,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         reorder_mask_weight: float = _MASKWISE_DEFAULTS.reorder_mask_weight,
         thing_area_limit: int = _DEFAULTS.thing_area_limit,
         stuff_area_limit: int = _DEFAULTS.stuff_area_limit,
+        resolution: str = _DEFAULTS.post_processing_resolution,
         **kwargs,
     ):
         """Stores the post-processing settings.
@@ -97,6 +107,10 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
           reorder_mask_weight: Mask-wise only: ranking exponent of the mask score.
           thing_area_limit: Thing segments smaller than this become void.
           stuff_area_limit: Stuff segments smaller than this become void.
+          resolution: "input" (exact, DeepLab2's) or "model_output"
+            (approximate and faster: decide at the logits' resolution, then
+            upsample the maps by nearest neighbour). Area limits count
+            pixels of the output maps in both cases.
           **kwargs: Keras layer arguments.
         """
         super().__init__(**kwargs)
@@ -104,6 +118,11 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             raise ValueError(
                 f"unknown transformer_post_processing {method!r}; known methods: "
                 f"{', '.join(POST_PROCESSING_METHODS)}."
+            )
+        if resolution not in POST_PROCESSING_RESOLUTIONS:
+            raise ValueError(
+                f"unknown post_processing_resolution {resolution!r}; known: "
+                f"{', '.join(POST_PROCESSING_RESOLUTIONS)}; fix evaluator_options."
             )
         for name, value in (
             ("pixel_confidence_threshold", pixel_confidence_threshold),
@@ -144,6 +163,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         self.reorder_mask_weight = float(reorder_mask_weight)
         self.thing_area_limit = int(thing_area_limit)
         self.stuff_area_limit = int(stuff_area_limit)
+        self.resolution = resolution
 
     def _check_shapes(self, mask_logits: tf.Tensor, class_logits: tf.Tensor) -> int:
         if mask_logits.shape.rank != 4 or class_logits.shape.rank != 3:
@@ -192,11 +212,14 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             inputs[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY], tf.float32
         )
         num_slots = self._check_shapes(mask_logits, class_logits)
-        resized_logits = resize_mask_logits(mask_logits, self.output_size)
+        if self.resolution == INPUT_RESOLUTION:
+            pixel_logits = resize_mask_logits(mask_logits, self.output_size)
+        else:
+            pixel_logits = tf.cast(mask_logits, tf.float32)
         if self.method == MASKWISE:
             assignment = maskwise_assignment(
                 mask_logits,
-                resized_logits,
+                pixel_logits,
                 class_logits,
                 num_thing_classes=self.num_thing_classes,
                 pixel_confidence_threshold=self.pixel_confidence_threshold,
@@ -208,11 +231,19 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             )
         else:
             assignment = pixelwise_assignment(
-                resized_logits,
+                pixel_logits,
                 class_logits,
                 pixel_confidence_threshold=self.pixel_confidence_threshold,
                 class_threshold=self.class_threshold,
             )
+        semantic = argmax_semantic(
+            pixel_logits, class_logits, self.thing_stuff_class_ids
+        )
+        if self.resolution == MODEL_OUTPUT_RESOLUTION:
+            assignment = SlotAssignment(
+                *(upsample_nearest(m, self.output_size) for m in assignment)
+            )
+            semantic = upsample_nearest(semantic, self.output_size)
         panoptic = merge_to_panoptic(
             assignment,
             self.thing_stuff_class_ids,
@@ -225,9 +256,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         )
         return {
             common.PRED_PANOPTIC_KEY: panoptic,
-            common.PRED_SEMANTIC_KEY: argmax_semantic(
-                resized_logits, class_logits, self.thing_stuff_class_ids
-            ),
+            common.PRED_SEMANTIC_KEY: semantic,
             common.PRED_INSTANCE_KEY: assignment.mask_id_plus_one,
             common.PRED_INSTANCE_SCORES_KEY: assignment.instance_score,
             common.PRED_SEMANTIC_SCORES_KEY: assignment.semantic_score,
@@ -251,6 +280,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             reorder_mask_weight=self.reorder_mask_weight,
             thing_area_limit=self.thing_area_limit,
             stuff_area_limit=self.stuff_area_limit,
+            resolution=self.resolution,
         )
         return config
 
@@ -297,5 +327,6 @@ def build_post_processor(
         reorder_mask_weight=maskwise.reorder_mask_weight,
         thing_area_limit=evaluator_options.thing_area_limit,
         stuff_area_limit=evaluator_options.stuff_area_limit,
+        resolution=evaluator_options.post_processing_resolution,
         name=name,
     )

@@ -6,6 +6,7 @@ Shared by the mask-wise and pixel-wise post-processings, following DeepLab2's
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 from typing import Tuple
 
@@ -44,3 +45,28 @@ def resize_mask_logits(mask_logits: tf.Tensor, output_size: Sequence[int]) -> tf
         align_corners=True,
         half_pixel_centers=False,
     )
+
+
+def _nearest_source_indices(size_in: int, size_out: int) -> tf.Tensor:
+    # Corner-aligned grid as in resize_mask_logits: output pixel y sits at
+    # y * (size_in - 1) / (size_out - 1) on the input grid; take the nearest.
+    if size_out == 1:
+        return tf.zeros([1], tf.int32)
+    scale = (size_in - 1) / (size_out - 1)
+    return tf.constant(
+        [min(int(math.floor(y * scale + 0.5)), size_in - 1) for y in range(size_out)],
+        tf.int32,
+    )
+
+
+def upsample_nearest(maps: tf.Tensor, output_size: Sequence[int]) -> tf.Tensor:
+    """Nearest-neighbour upsampling of [B, h, w] maps of any dtype.
+
+    On the corner-aligned grid of :func:`resize_mask_logits` (so pixel ``4k``
+    of a 4k+1 crop takes the value of logit pixel ``k``). Two gathers with
+    static indices rather than ``ResizeNearestNeighbor``, whose TFLite kernel
+    takes no int32 or bool maps; values are copied, never interpolated.
+    """
+    rows = _nearest_source_indices(int(maps.shape[1]), int(output_size[0]))
+    cols = _nearest_source_indices(int(maps.shape[2]), int(output_size[1]))
+    return tf.gather(tf.gather(maps, rows, axis=1), cols, axis=2)

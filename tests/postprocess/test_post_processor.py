@@ -164,7 +164,7 @@ def test_builder_reads_evaluator_options(descriptor):
 
 
 def test_bad_settings_raise(descriptor):
-    with pytest.raises(ValueError, match="known methods: maskwise, pixelwise"):
+    with pytest.raises(ValueError, match="known methods: pixelwise, maskwise"):
         _layer(descriptor, "panoptic_deeplab")
     with pytest.raises(ValueError, match="overlapping_threshold = 1.5"):
         _layer(descriptor, "maskwise", overlapping_threshold=1.5)
@@ -182,9 +182,10 @@ def test_bad_settings_raise(descriptor):
         small_divisor(_inputs(descriptor))
 
 
-def test_converts_to_tflite_with_builtin_ops_only(descriptor):
+@pytest.mark.parametrize("resolution", ["input", "model_output"])
+def test_converts_to_tflite_with_builtin_ops_only(descriptor, resolution):
     """No DenseBincount: the graph converts without Select-TF ops (docs/export.md)."""
-    layer = _layer(descriptor, "maskwise")
+    layer = _layer(descriptor, "maskwise", resolution=resolution)
     graph_fn = tf.function(layer.call, input_signature=_signature(descriptor))
     concrete = graph_fn.get_concrete_function()
     op_types = {op.type for op in concrete.graph.get_operations()}
