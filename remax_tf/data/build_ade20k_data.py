@@ -18,10 +18,7 @@ divisor 1000. Segment areas are not checked (DeepLab2 does not either).
 from __future__ import annotations
 
 import os
-from typing import Dict
 from typing import List
-from typing import Optional
-from typing import Sequence
 
 from absl import flags
 
@@ -50,56 +47,36 @@ def label_spec(treat_crowd_as_ignore: bool = True) -> conversion.LabelSpec:
         if semantic != descriptor.ignore_label
     }
     category_map[ADE20K_JSON_VOID_CATEGORY] = descriptor.ignore_label
-    return conversion.LabelSpec(
-        dataset=descriptor.name,
-        label_divisor=descriptor.panoptic_label_divisor,
-        ignore_label=descriptor.ignore_label,
-        thing_ids=frozenset(descriptor.class_has_instances_list),
-        category_map=category_map,
-        treat_crowd_as_ignore=treat_crowd_as_ignore,
-        check_area=False,
+    return conversion.LabelSpec.for_dataset(
+        descriptor, category_map, treat_crowd_as_ignore, check_area=False
     )
 
 
 def list_items(ade20k_root: str, split: str) -> List[conversion.ImageItem]:
-    import tensorflow as tf
-
     image_dir = os.path.join(ade20k_root, _IMAGE_FOLDERS[split])
-    paths = sorted(tf.io.gfile.glob(os.path.join(image_dir, "*.jpg")))
-    if not paths:
-        raise conversion.ConversionError(
-            f"no *.jpg images in {image_dir}; expected the ADE20K layout "
-            "{root}/images/{training,validation}/*.jpg (see docs/datasets.md)."
-        )
-    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
-    annotations = conversion.PanopticAnnotations(
-        os.path.join(ade20k_root, f"ade20k_panoptic_{split}.json")
+    paths = conversion.find_images(
+        [os.path.join(image_dir, "*.jpg")],
+        split,
+        f"no *.jpg images in {image_dir}; expected the ADE20K layout "
+        "{root}/images/{training,validation}/*.jpg (see docs/datasets.md).",
     )
-    label_dir = os.path.join(ade20k_root, f"ade20k_panoptic_{split}")
-    return conversion.items_for_images(paths, names, annotations, label_dir)
+    return conversion.split_items(
+        paths,
+        os.path.join(ade20k_root, f"ade20k_panoptic_{split}.json"),
+        os.path.join(ade20k_root, f"ade20k_panoptic_{split}"),
+    )
 
 
-def convert(
-    ade20k_root: str,
-    output_dir: str,
-    splits: Optional[Sequence[str]] = None,
-    num_shards: Optional[int] = None,
-    treat_crowd_as_ignore: bool = True,
-    on_error: str = "fail",
-    num_workers: int = 1,
-    progress: bool = True,
-) -> Dict[str, conversion.SplitSummary]:
-    """Converts the requested splits (default: train, val)."""
-    return conversion.run_splits(
-        lambda split: list_items(ade20k_root, split),
-        label_spec(treat_crowd_as_ignore),
-        output_dir,
-        conversion.resolve_splits(splits, SPLITS),
-        num_shards or DEFAULT_NUM_SHARDS,
-        on_error,
-        num_workers,
-        progress,
-    )
+DATASET = conversion.PublicDataset(
+    list_items=list_items,
+    label_spec=label_spec,
+    splits=SPLITS,
+    default_splits=SPLITS,
+    num_shards=DEFAULT_NUM_SHARDS,
+)
+# convert(ade20k_root, output_dir, splits=None, ...):
+# conversion.PublicDataset.convert.
+convert = DATASET.convert
 
 
 if __name__ == "__main__":

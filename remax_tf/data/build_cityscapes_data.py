@@ -20,11 +20,8 @@ DeepLab2's test data); ``--image_pattern`` sets the glob explicitly.
 from __future__ import annotations
 
 import os
-import sys
-from typing import Dict
 from typing import List
 from typing import Optional
-from typing import Sequence
 
 from absl import flags
 
@@ -62,33 +59,21 @@ def label_spec(treat_crowd_as_ignore: bool = True) -> conversion.LabelSpec:
     }
     # cityscapesScripts writes void segments with trainId 255.
     category_map[descriptor.ignore_label] = descriptor.ignore_label
-    return conversion.LabelSpec(
-        dataset=descriptor.name,
-        label_divisor=descriptor.panoptic_label_divisor,
-        ignore_label=descriptor.ignore_label,
-        thing_ids=frozenset(descriptor.class_has_instances_list),
-        category_map=category_map,
-        treat_crowd_as_ignore=treat_crowd_as_ignore,
+    return conversion.LabelSpec.for_dataset(
+        descriptor, category_map, treat_crowd_as_ignore
     )
 
 
 def find_images(
     cityscapes_root: str, split: str, image_pattern: Optional[str] = None
 ) -> List[str]:
-    import tensorflow as tf
-
     patterns = (image_pattern,) if image_pattern else _IMAGE_PATTERNS
-    for pattern in patterns:
-        glob = os.path.join(cityscapes_root, pattern.format(split=split))
-        paths = sorted(tf.io.gfile.glob(glob))
-        if paths:
-            if pattern != patterns[0]:
-                print(f"split {split!r}: reading images from {glob}", file=sys.stderr)
-            return paths
-    tried = [os.path.join(cityscapes_root, p.format(split=split)) for p in patterns]
-    raise conversion.ConversionError(
-        f"no Cityscapes images for split {split!r}; tried {tried}. Fix "
-        "--cityscapes_root or pass --image_pattern."
+    globs = [os.path.join(cityscapes_root, p.format(split=split)) for p in patterns]
+    return conversion.find_images(
+        globs,
+        split,
+        f"no Cityscapes images for split {split!r}; tried {globs}. Fix "
+        "--cityscapes_root or pass --image_pattern.",
     )
 
 
@@ -96,39 +81,27 @@ def list_items(
     cityscapes_root: str, split: str, image_pattern: Optional[str] = None
 ) -> List[conversion.ImageItem]:
     paths = find_images(cityscapes_root, split, image_pattern)
-    names = [os.path.basename(p)[: -len(_IMAGE_SUFFIX)] for p in paths]
     if split == "test":
-        return conversion.items_for_images(paths, names, None, None)
+        return conversion.split_items(paths, name_suffix=_IMAGE_SUFFIX)
     gt_dir = os.path.join(cityscapes_root, "gtFine")
-    annotations = conversion.PanopticAnnotations(
-        os.path.join(gt_dir, f"cityscapes_panoptic_{split}_trainId.json")
+    return conversion.split_items(
+        paths,
+        os.path.join(gt_dir, f"cityscapes_panoptic_{split}_trainId.json"),
+        os.path.join(gt_dir, f"cityscapes_panoptic_{split}_trainId"),
+        name_suffix=_IMAGE_SUFFIX,
     )
-    label_dir = os.path.join(gt_dir, f"cityscapes_panoptic_{split}_trainId")
-    return conversion.items_for_images(paths, names, annotations, label_dir)
 
 
-def convert(
-    cityscapes_root: str,
-    output_dir: str,
-    splits: Optional[Sequence[str]] = None,
-    num_shards: Optional[int] = None,
-    treat_crowd_as_ignore: bool = True,
-    on_error: str = "fail",
-    num_workers: int = 1,
-    progress: bool = True,
-    image_pattern: Optional[str] = None,
-) -> Dict[str, conversion.SplitSummary]:
-    """Converts the requested splits (default: train, val, test)."""
-    return conversion.run_splits(
-        lambda split: list_items(cityscapes_root, split, image_pattern),
-        label_spec(treat_crowd_as_ignore),
-        output_dir,
-        conversion.resolve_splits(splits or ("train", "val", "test"), SPLITS),
-        num_shards or DEFAULT_NUM_SHARDS,
-        on_error,
-        num_workers,
-        progress,
-    )
+DATASET = conversion.PublicDataset(
+    list_items=list_items,
+    label_spec=label_spec,
+    splits=SPLITS,
+    default_splits=("train", "val", "test"),
+    num_shards=DEFAULT_NUM_SHARDS,
+)
+# convert(cityscapes_root, output_dir, splits=None, ..., image_pattern=None):
+# conversion.PublicDataset.convert.
+convert = DATASET.convert
 
 
 if __name__ == "__main__":

@@ -18,10 +18,7 @@ of the ``coco_panoptic`` categories, 0 is void; crowd becomes void unless
 from __future__ import annotations
 
 import os
-from typing import Dict
 from typing import List
-from typing import Optional
-from typing import Sequence
 
 from absl import flags
 
@@ -46,58 +43,39 @@ def label_spec(treat_crowd_as_ignore: bool = True) -> conversion.LabelSpec:
         for semantic, original in enumerate(descriptor.original_category_ids)
         if original >= 0 and semantic != descriptor.ignore_label
     }
-    return conversion.LabelSpec(
-        dataset=descriptor.name,
-        label_divisor=descriptor.panoptic_label_divisor,
-        ignore_label=descriptor.ignore_label,
-        thing_ids=frozenset(descriptor.class_has_instances_list),
-        category_map=category_map,
-        treat_crowd_as_ignore=treat_crowd_as_ignore,
+    return conversion.LabelSpec.for_dataset(
+        descriptor, category_map, treat_crowd_as_ignore
     )
 
 
 def list_items(coco_root: str, split: str) -> List[conversion.ImageItem]:
-    import tensorflow as tf
-
     image_dir = os.path.join(coco_root, f"{split}2017")
-    paths = sorted(tf.io.gfile.glob(os.path.join(image_dir, "*.jpg")))
-    if not paths:
-        raise conversion.ConversionError(
-            f"no *.jpg images in {image_dir}; expected the COCO layout "
-            f"{coco_root}/{{split}}2017/*.jpg (see docs/datasets.md)."
-        )
-    names = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    paths = conversion.find_images(
+        [os.path.join(image_dir, "*.jpg")],
+        split,
+        f"no *.jpg images in {image_dir}; expected the COCO layout "
+        f"{coco_root}/{{split}}2017/*.jpg (see docs/datasets.md).",
+    )
     if split == "test":
-        return conversion.items_for_images(paths, names, None, None)
+        return conversion.split_items(paths)
     annotation_dir = os.path.join(coco_root, "annotations")
-    annotations = conversion.PanopticAnnotations(
-        os.path.join(annotation_dir, f"panoptic_{split}2017.json")
+    return conversion.split_items(
+        paths,
+        os.path.join(annotation_dir, f"panoptic_{split}2017.json"),
+        os.path.join(annotation_dir, f"panoptic_{split}2017"),
     )
-    label_dir = os.path.join(annotation_dir, f"panoptic_{split}2017")
-    return conversion.items_for_images(paths, names, annotations, label_dir)
 
 
-def convert(
-    coco_root: str,
-    output_dir: str,
-    splits: Optional[Sequence[str]] = None,
-    num_shards: Optional[int] = None,
-    treat_crowd_as_ignore: bool = True,
-    on_error: str = "fail",
-    num_workers: int = 1,
-    progress: bool = True,
-) -> Dict[str, conversion.SplitSummary]:
-    """Converts the requested splits (default: train, val, test)."""
-    return conversion.run_splits(
-        lambda split: list_items(coco_root, split),
-        label_spec(treat_crowd_as_ignore),
-        output_dir,
-        conversion.resolve_splits(splits, SPLITS),
-        num_shards or DEFAULT_NUM_SHARDS,
-        on_error,
-        num_workers,
-        progress,
-    )
+DATASET = conversion.PublicDataset(
+    list_items=list_items,
+    label_spec=label_spec,
+    splits=SPLITS,
+    default_splits=SPLITS,
+    num_shards=DEFAULT_NUM_SHARDS,
+)
+# convert(coco_root, output_dir, splits=None, ...):
+# conversion.PublicDataset.convert.
+convert = DATASET.convert
 
 
 if __name__ == "__main__":

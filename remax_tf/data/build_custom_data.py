@@ -34,6 +34,7 @@ from typing import Tuple
 
 from absl import app
 from absl import flags
+import tensorflow as tf
 
 from remax_tf.data import conversion
 from remax_tf.data import datasets
@@ -143,8 +144,6 @@ def _find_image(
     annotations: conversion.PanopticAnnotations,
 ) -> Tuple[str, str]:
     """(image path, name) of an annotation; the path may not exist."""
-    import tensorflow as tf
-
     listed = annotations.image_files.get(str(annotation["image_id"]))
     if listed:
         path = os.path.join(image_dir, listed)
@@ -162,8 +161,6 @@ def list_items(
     panoptic_dir: str,
     annotations: conversion.PanopticAnnotations,
 ) -> List[conversion.ImageItem]:
-    import tensorflow as tf
-
     items = []
     for annotation in annotations.annotations:
         path, name = _find_image(image_dir, annotation, annotations)
@@ -186,8 +183,6 @@ def list_items(
 
 
 def _existing_descriptor(path: str) -> Optional[datasets.DatasetDescriptor]:
-    import tensorflow as tf
-
     if not tf.io.gfile.exists(path):
         return None
     return datasets.load_descriptor_json(path)
@@ -208,8 +203,6 @@ def convert(
     progress: bool = True,
 ) -> Tuple[conversion.SplitSummary, str]:
     """Converts one split; returns its summary and the descriptor path."""
-    import tensorflow as tf
-
     name = dataset_name or os.path.basename(os.path.normpath(output_dir))
     builtin = (
         datasets.COCO_PANOPTIC,
@@ -256,17 +249,14 @@ def convert(
                 f"label divisor ({previous.panoptic_label_divisor}) than "
                 f"{panoptic_json} ({divisor}); use another --output_dir or delete it."
             )
-    spec = conversion.LabelSpec(
-        dataset=name,
-        label_divisor=divisor,
-        ignore_label=descriptor.ignore_label,
-        thing_ids=frozenset(descriptor.class_has_instances_list),
-        category_map={
+    spec = conversion.LabelSpec.for_dataset(
+        descriptor,
+        {
             original: semantic
             for semantic, original in enumerate(descriptor.original_category_ids)
             if semantic != descriptor.ignore_label
         },
-        treat_crowd_as_ignore=treat_crowd_as_ignore,
+        treat_crowd_as_ignore,
     )
     summary = conversion.run_splits(
         lambda _: list_items(image_dir, panoptic_dir, annotations),

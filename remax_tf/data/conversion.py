@@ -31,11 +31,15 @@ The behaviour mirrors DeepLab2's ``data/build_{coco,cityscapes,ade20k}_data.py``
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import dataclasses
 import io
 import json
+import multiprocessing
 import os
 import sys
+from typing import Any
+from typing import Callable
 from typing import Dict
 from typing import FrozenSet
 from typing import Iterator
@@ -48,11 +52,18 @@ from typing import Tuple
 from absl import flags
 import numpy as np
 from PIL import Image
+import tensorflow as tf
 
 from remax_tf import atomic
 from remax_tf import cli
+from remax_tf.data import tfrecord
 from remax_tf.data.panoptic_ids import rgb_to_id
 from remax_tf.errors import RemaxError
+
+try:  # Optional: without tqdm, progress is a line every _PROGRESS_EVERY images.
+    from tqdm import tqdm
+except ImportError:
+    tqdm = None
 
 ON_ERROR_CHOICES = ("fail", "skip")
 # Progress lines printed when tqdm is unavailable: one every this many images.
@@ -91,6 +102,26 @@ class LabelSpec:
     category_map: Mapping[int, int]
     treat_crowd_as_ignore: bool = True
     check_area: bool = True
+
+    @classmethod
+    def for_dataset(
+        cls,
+        descriptor,
+        category_map: Mapping[int, int],
+        treat_crowd_as_ignore: bool = True,
+        check_area: bool = True,
+    ) -> "LabelSpec":
+        """The spec of a ``datasets.DatasetDescriptor``: its name, label
+        divisor, ignore label and thing classes, with ``category_map``."""
+        return cls(
+            dataset=descriptor.name,
+            label_divisor=descriptor.panoptic_label_divisor,
+            ignore_label=descriptor.ignore_label,
+            thing_ids=frozenset(descriptor.class_has_instances_list),
+            category_map=category_map,
+            treat_crowd_as_ignore=treat_crowd_as_ignore,
+            check_area=check_area,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,8 +237,6 @@ class PanopticAnnotations:
     """
 
     def __init__(self, json_path: str):
-        import tensorflow as tf
-
         self.path = json_path
         try:
             with tf.io.gfile.GFile(json_path) as f:
@@ -298,13 +327,50 @@ def items_for_images(
     return items
 
 
+def find_images(patterns: Sequence[str], split: str, none_found: str) -> List[str]:
+    """The sorted images of the first glob in ``patterns`` that matches any.
+
+    A match of a later (fall-back) pattern is announced on stderr; when none
+    matches, :class:`ConversionError` with the message ``none_found``.
+    """
+    for pattern in patterns:
+        paths = sorted(tf.io.gfile.glob(pattern))
+        if paths:
+            if pattern != patterns[0]:
+                print(
+                    f"split {split!r}: reading images from {pattern}", file=sys.stderr
+                )
+            return paths
+    raise ConversionError(none_found)
+
+
+def split_items(
+    image_paths: Sequence[str],
+    panoptic_json: Optional[str] = None,
+    label_dir: Optional[str] = None,
+    name_suffix: Optional[str] = None,
+) -> List[ImageItem]:
+    """The items of one split: each image with its annotation in
+    ``panoptic_json`` and its PNG in ``label_dir``; no ``panoptic_json``: an
+    unlabeled split. An image's name is its file name without ``name_suffix``
+    (default: without its extension)."""
+    names = [
+        os.path.basename(p)[: -len(name_suffix)]
+        if name_suffix
+        else os.path.splitext(os.path.basename(p))[0]
+        for p in image_paths
+    ]
+    if panoptic_json is None:
+        return items_for_images(image_paths, names, None, None)
+    annotations = PanopticAnnotations(panoptic_json)
+    return items_for_images(image_paths, names, annotations, label_dir)
+
+
 # ---------------------------------------------------------------------------
 # Reading one image and one label.
 
 
 def _read_bytes(path: str) -> bytes:
-    import tensorflow as tf
-
     try:
         with tf.io.gfile.GFile(path, "rb") as f:
             return f.read()
@@ -457,8 +523,6 @@ def panoptic_label_from_segments(
 
 def build_example(item: ImageItem, spec: LabelSpec):
     """Reads, checks and converts one item into a ``tf.train.Example``."""
-    from remax_tf.data import tfrecord
-
     if item.problem:
         raise ConversionError(item.problem)
     image_bytes, image_format, height, width = encode_image(item.image_path)
@@ -512,8 +576,6 @@ def _examples(job: _ShardJob, skipped: List[Tuple[str, str]], tick) -> Iterator:
 
 
 def _write_shard_job(job: _ShardJob, tick=lambda n: None):
-    from remax_tf.data import tfrecord
-
     skipped: List[Tuple[str, str]] = []
     written = tfrecord.write_shard(job.path, _examples(job, skipped, tick))
     return written, skipped
@@ -528,15 +590,8 @@ class _Progress:
         self._total = total
         self._description = description
         self._enabled = enabled
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self._bar = tqdm(
-                    total=total, desc=description, unit="img", file=sys.stderr
-                )
-            except ImportError:
-                pass
+        if enabled and tqdm is not None:
+            self._bar = tqdm(total=total, desc=description, unit="img", file=sys.stderr)
 
     def __call__(self, n: int) -> None:
         self._count += n
@@ -575,9 +630,6 @@ def convert_split(
     Raises:
       ConversionError: bad data with ``on_error="fail"``.
     """
-    import tensorflow as tf
-
-    from remax_tf.data import tfrecord
 
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(
@@ -614,9 +666,6 @@ def convert_split(
                 summary.skipped.extend(skipped)
                 summary.shards_written += 1
         else:
-            import concurrent.futures
-            import multiprocessing
-
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(
                 num_workers, mp_context=context
@@ -641,8 +690,6 @@ def convert_split(
 
 def _warn_stale_shards(output_dir: str, split: str, paths: Sequence[str]) -> None:
     """Warns about shards of the same split written with another shard count."""
-    import tensorflow as tf
-
     existing = tf.io.gfile.glob(os.path.join(output_dir, f"{split}-*-of-*.tfrecord"))
     stale = sorted(set(existing) - set(paths))
     if stale:
@@ -700,14 +747,18 @@ _SHARED_CONVERT_FLAGS = (
 
 def run_dataset_converter(convert_fn, root_flag: str, *extra_flags: str) -> None:
     """The ``__main__`` of a public-dataset converter: ``convert_fn(root,
-    output_dir, <the shared converter flags>, <extra_flags>)`` from absl
+    output_dir, <the shared converter flags>, **<extra_flags>)`` from absl
     flags, with ``root_flag`` and ``--output_dir`` required."""
 
     def main(argv: Sequence[str]) -> None:
         del argv
         f = flags.FLAGS
-        names = (root_flag, "output_dir", *_SHARED_CONVERT_FLAGS, *extra_flags)
-        run_cli(convert_fn, *(f[name].value for name in names))
+        names = (root_flag, "output_dir", *_SHARED_CONVERT_FLAGS)
+        run_cli(
+            convert_fn,
+            *(f[name].value for name in names),
+            **{name: f[name].value for name in extra_flags},
+        )
 
     flags.mark_flags_as_required([root_flag, "output_dir"])
     run_app(main)
@@ -740,3 +791,49 @@ def run_splits(
         print(summary.describe(), file=sys.stderr, flush=True)
         summaries[split] = summary
     return summaries
+
+
+@dataclasses.dataclass(frozen=True)
+class PublicDataset:
+    """What a public dataset's converter fixes; :meth:`convert` does the rest.
+
+    Attributes:
+      list_items: ``list_items(root, split, **layout)``, the split's items.
+      label_spec: ``label_spec(treat_crowd_as_ignore)``, the dataset's labels.
+      splits: The splits the converter knows.
+      default_splits: The splits converted when none are requested.
+      num_shards: Shards per split unless requested (DeepLab2's
+        ``_NUM_SHARDS`` of the dataset).
+    """
+
+    list_items: Callable[..., List[ImageItem]]
+    label_spec: Callable[[bool], LabelSpec]
+    splits: Tuple[str, ...]
+    default_splits: Tuple[str, ...]
+    num_shards: int
+
+    def convert(
+        self,
+        root: str,
+        output_dir: str,
+        splits: Optional[Sequence[str]] = None,
+        num_shards: Optional[int] = None,
+        treat_crowd_as_ignore: bool = True,
+        on_error: str = "fail",
+        num_workers: int = 1,
+        progress: bool = True,
+        **layout: Any,
+    ) -> Dict[str, SplitSummary]:
+        """Converts the requested splits (default: ``default_splits``) of the
+        dataset under ``root`` into ``output_dir``; ``layout`` goes to
+        ``list_items`` (e.g. Cityscapes' ``image_pattern``)."""
+        return run_splits(
+            lambda split: self.list_items(root, split, **layout),
+            self.label_spec(treat_crowd_as_ignore),
+            output_dir,
+            resolve_splits(splits or self.default_splits, self.splits),
+            num_shards or self.num_shards,
+            on_error,
+            num_workers,
+            progress,
+        )

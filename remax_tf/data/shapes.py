@@ -33,10 +33,12 @@ function of (seed, split, index), so any subset regenerates identically.
 from __future__ import annotations
 
 import argparse
+from concurrent import futures
 import dataclasses
 import glob
 import io
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -515,8 +517,8 @@ def generate(
     ``train-*.tfrecord`` pattern never mixes two generations. Returns the shard
     paths per split.
     """
-    from concurrent import futures
-
+    # Deferred: the spawned workers import this module to render with numpy
+    # and PIL only; TensorFlow (tfrecord) is loaded in the parent alone.
     from remax_tf.data import tfrecord
 
     os.makedirs(output_dir, exist_ok=True)
@@ -563,8 +565,6 @@ def generate(
         for path, args in jobs:
             write(path, _render_shard(args))
     else:
-        import multiprocessing
-
         context = multiprocessing.get_context("spawn")
         with futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
             pending = {pool.submit(_render_shard, args): path for path, args in jobs}
