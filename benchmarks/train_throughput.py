@@ -13,10 +13,13 @@ Rows:
   cost does not depend on the image content).
 
 Each setting runs in its own process (so its peak resident memory is its
-own): builds the model, the loss and the optimiser as the trainer does, pulls
-real batches from the input pipeline (held in memory, so input speed does not
-count), traces one ``tf.function`` training step (forward, loss, gradients,
-AdamW update), runs ``--warmup`` steps, then times ``--steps`` steps. It also
+own): pulls real batches from the input pipeline (held in memory, so input
+speed does not count), builds the model, the loss and the trainer that
+``--mode train`` builds (``remax_tf.training.trainer.build_trainer``: the
+config's optimiser, the backbone's own optimiser with its learning-rate
+multiplier, L2 for non-AdamW solvers, gradient clipping, the loss checks), and
+runs the trainer's own loop (orbit's ``train``, as the controller does): one
+step to trace it, ``--warmup`` steps, then ``--steps`` timed steps. It also
 times the forward pass alone and forward + loss, which splits a step into
 forward / loss / backward+update; the difference between a ReMaX row and its
 kMaX twin is what ReMaX's training-only heads and losses cost. Prints a
@@ -91,10 +94,20 @@ def tf_nest_numpy(out):
         value.numpy()
 
 
+def _in_memory_dataset(batches, strategy):
+    """The held batches, repeated, as the trainer's (distributed) dataset."""
+    import tensorflow as tf
+
+    stacked = tf.nest.map_structure(lambda *t: tf.stack(t), *batches)
+    dataset = tf.data.Dataset.from_tensor_slices(stacked).repeat()
+    return strategy.experimental_distribute_dataset(dataset)
+
+
 def run_setting(
     config_path: str, overrides: List[str], data_dir: str, steps: int, warmup: int
 ) -> Dict[str, float]:
     """One setting, in this process (called in a child process)."""
+    import orbit
     import tensorflow as tf
 
     from remax_tf import common
@@ -102,8 +115,9 @@ def run_setting(
     from remax_tf.data import build_dataset
     from remax_tf.data import datasets
     from remax_tf.losses import build_loss
-    from remax_tf.model import build_model
-    from remax_tf.training import optimization
+    from remax_tf.training import distribution
+    from remax_tf.training.train_lib import build_keras_model
+    from remax_tf.training.trainer import build_trainer
 
     # The COCO configs' placeholders: random initial weights, and a train set
     # that the shapes_input overrides replace.
@@ -120,11 +134,23 @@ def run_setting(
     batches = [
         b for b in build_dataset(config.train_dataset_options, is_training=True).take(4)
     ]
-    model = build_model(config, descriptor)
-    model(batches[0][common.IMAGE], training=True)
-    loss_fn = build_loss(config, descriptor)
-    optimizer = optimization.build_optimizer(config.trainer_options.solver_options)
-    optimizer.build(model.trainable_variables)
+    # The objects --mode train builds (train_lib._run_loops): same strategy
+    # rule, model, loss and Trainer (optimiser, backbone optimiser, L2,
+    # clipping, loss checks), fed the held batches instead of the pipeline.
+    strategy = distribution.create_strategy()
+    with strategy.scope():
+        model = build_keras_model(
+            config, descriptor, config.train_dataset_options.crop_size, training=True
+        )
+        loss_fn = build_loss(config, descriptor)
+        trainer = build_trainer(
+            config,
+            model,
+            loss_fn,
+            _in_memory_dataset(batches, strategy),
+            strategy,
+            orbit.utils.create_global_step(),
+        )
     index = {"i": 0}
 
     def next_batch():
@@ -143,30 +169,15 @@ def run_setting(
             common.TOTAL_LOSS
         ]
 
-    @tf.function
-    def train_step(batch):
-        with tf.GradientTape() as tape:
-            total = loss_fn(batch, model(batch[common.IMAGE], training=True))[
-                common.TOTAL_LOSS
-            ]
-        grads = tape.gradient(total, model.trainable_variables)
-        optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads, model.trainable_variables) if g is not None]
-        )
-        return total
-
     results = {}
-    for name, fn in (
-        ("forward", forward),
-        ("forward_loss", forward_loss),
-        ("step", train_step),
-    ):
+    for name, fn in (("forward", forward), ("forward_loss", forward_loss)):
         start = time.perf_counter()
         tf_nest_numpy(fn(next_batch()))
         results[f"trace_{name}_s"] = time.perf_counter() - start
         for _ in range(warmup):
             tf_nest_numpy(fn(next_batch()))
         results[f"{name}_s"] = _time(lambda fn=fn: fn(next_batch()), steps)
+    results.update(_time_trainer(trainer, steps, warmup))
     batch_size = int(batches[0][common.IMAGE].shape[0])
     results.update(
         batch=batch_size,
@@ -178,6 +189,23 @@ def run_setting(
         ),
     )
     return results
+
+
+def _time_trainer(trainer, steps: int, warmup: int) -> Dict[str, float]:
+    """The trainer's own loop (orbit's ``train``, as the controller calls it
+    every ``steps_per_loop`` steps): the first call of one step traces it;
+    the loop end reads the losses back, so the steps have finished."""
+    import tensorflow as tf
+
+    def train(num_steps: int) -> float:
+        start = time.perf_counter()
+        trainer.train(tf.constant(num_steps, tf.int32))
+        return time.perf_counter() - start
+
+    trace = train(1)
+    if warmup:
+        train(warmup)
+    return {"trace_step_s": trace, "step_s": train(steps) / steps}
 
 
 def _ensure_shapes_data(data_dir: str) -> None:

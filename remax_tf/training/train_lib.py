@@ -26,7 +26,6 @@ import orbit
 import tensorflow as tf
 import tf_keras
 
-from remax_tf import common
 from remax_tf.config import validate_config
 from remax_tf.config.dataset_choice import EVAL
 from remax_tf.config.dataset_choice import TRAIN
@@ -43,7 +42,7 @@ from remax_tf.training.inputs import explain_data_errors
 from remax_tf.training.modes import MODES
 from remax_tf.training.progress import ProgressPrinter
 from remax_tf.training.progress import orbit_messages_to_log
-from remax_tf.training.trainer import Trainer
+from remax_tf.training.trainer import build_trainer
 
 
 def experiment_dir(model_dir: str, config: config_pb2.ExperimentOptions) -> str:
@@ -225,20 +224,13 @@ def _run_loops(  # noqa: C901, PLR0915 (long orchestration, to split)
             from remax_tf.losses import build_loss
 
             loss = build_loss(config, descriptor)
-            trainer = Trainer(
-                model=model,
-                loss_fn=loss,
-                loss_names=list(loss.loss_names),
-                train_dataset=distributed_dataset(
-                    strategy, config.train_dataset_options, True
-                ),
-                strategy=strategy,
-                global_step=global_step,
-                solver=config.trainer_options.solver_options,
-                global_batch_size=config.train_dataset_options.batch_size,
-                backbone_variables=model.checkpoint_items[
-                    common.CKPT_ENCODER
-                ].trainable_variables,
+            trainer = build_trainer(
+                config,
+                model,
+                loss,
+                distributed_dataset(strategy, config.train_dataset_options, True),
+                strategy,
+                global_step,
                 progress=(progress or ProgressPrinter()) if chief else None,
                 image_summaries=(
                     build_image_summaries(config, model, descriptor, strategy)
@@ -246,7 +238,6 @@ def _run_loops(  # noqa: C901, PLR0915 (long orchestration, to split)
                     else None
                 ),
             )
-            trainer.build_optimizers()
         if mode in ("eval", "train_and_eval", "continuous_eval"):
             from remax_tf.training.evaluator import Evaluator
 

@@ -26,6 +26,7 @@ import tensorflow as tf
 import tf_keras
 
 from remax_tf import common
+from remax_tf.protos import config_pb2
 from remax_tf.training import optimization
 from remax_tf.training.errors import NonFiniteLossError
 
@@ -222,3 +223,40 @@ class Trainer(orbit.StandardTrainer):
         if self.backbone_optimizer is not None:
             items["backbone_optimizer"] = self.backbone_optimizer
         return items
+
+
+def build_trainer(
+    config: config_pb2.ExperimentOptions,
+    model: tf_keras.Model,
+    loss,
+    train_dataset,
+    strategy: tf.distribute.Strategy,
+    global_step: tf.Variable,
+    *,
+    progress: Optional[Callable[[Dict[str, float]], None]] = None,
+    image_summaries=None,
+) -> Trainer:
+    """The trainer ``--mode train`` runs, its optimiser slots built.
+
+    ``loss`` is the objective (a ``KMaXLoss``: its ``loss_names``); the solver
+    and global batch come from ``config``; the backbone (the model's encoder
+    checkpoint item) gets its own optimiser when the backbone learning-rate
+    multiplier is not 1. Call it inside ``strategy.scope()``.
+    """
+    trainer = Trainer(
+        model=model,
+        loss_fn=loss,
+        loss_names=list(loss.loss_names),
+        train_dataset=train_dataset,
+        strategy=strategy,
+        global_step=global_step,
+        solver=config.trainer_options.solver_options,
+        global_batch_size=config.train_dataset_options.batch_size,
+        backbone_variables=model.checkpoint_items[
+            common.CKPT_ENCODER
+        ].trainable_variables,
+        progress=progress,
+        image_summaries=image_summaries,
+    )
+    trainer.build_optimizers()
+    return trainer
