@@ -24,6 +24,7 @@ from absl import flags
 
 from remax_tf.data import conversion
 from remax_tf.data import datasets
+from remax_tf.data.panoptic_labels import original_category_map
 
 SPLITS = ("train", "val", "test")
 # DeepLab2 data/build_coco_data.py: _NUM_SHARDS.
@@ -38,13 +39,8 @@ flags.DEFINE_string("coco_root", None, "COCO dataset root folder.")
 def label_spec(treat_crowd_as_ignore: bool = True) -> conversion.LabelSpec:
     """COCO category id -> semantic id 1..133 (the coco_panoptic order)."""
     descriptor = datasets.get_dataset_descriptor(datasets.COCO_PANOPTIC)
-    category_map = {
-        original: semantic
-        for semantic, original in enumerate(descriptor.original_category_ids)
-        if original >= 0 and semantic != descriptor.ignore_label
-    }
     return conversion.LabelSpec.for_dataset(
-        descriptor, category_map, treat_crowd_as_ignore
+        descriptor, original_category_map(descriptor), treat_crowd_as_ignore
     )
 
 

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from remax_tf.data import conversion
 from remax_tf.data import datasets
+from remax_tf.data.panoptic_labels import original_category_map
 
 DESCRIPTOR_FILENAME = "descriptor.json"
 # DeepLab2's COCO divisor; the smallest divisor chosen here.
@@ -250,13 +251,7 @@ def convert(
                 f"{panoptic_json} ({divisor}); use another --output_dir or delete it."
             )
     spec = conversion.LabelSpec.for_dataset(
-        descriptor,
-        {
-            original: semantic
-            for semantic, original in enumerate(descriptor.original_category_ids)
-            if semantic != descriptor.ignore_label
-        },
-        treat_crowd_as_ignore,
+        descriptor, original_category_map(descriptor), treat_crowd_as_ignore
     )
     summary = conversion.run_splits(
         lambda _: list_items(image_dir, panoptic_dir, annotations),

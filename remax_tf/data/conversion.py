@@ -6,14 +6,14 @@ semantic ids); :func:`convert_split` does the rest, identically for every
 dataset:
 
 * label generation: COCO-panoptic PNG (``id = R + 256 G + 256^2 B``) plus
-  ``segments_info`` -> ``semantic * label_divisor + instance`` (DeepLab2's
-  ``data/build_coco_data.py``),
-  instance ids counted per class from 1 in JSON order, crowd -> ignore unless
-  ``treat_crowd_as_ignore`` is off (then crowd = thing class, instance 0,
-  DeepLab2's crowd marker);
-* checks that name the file: corrupt image, image/label size mismatch, unknown
-  category id, a PNG segment id absent from the JSON, instance id >= label
-  divisor, declared segment area != PNG area, crowd on a stuff class;
+  ``segments_info`` -> ``semantic * label_divisor + instance`` with the
+  checks of :mod:`remax_tf.data.panoptic_labels` (DeepLab2's
+  ``data/build_coco_data.py``; ``LabelSpec``, ``ConversionError`` and
+  ``panoptic_label_from_segments`` are defined there and read here);
+* checks that name the file: corrupt image, image/label size mismatch, and
+  those of the labels (unknown category id, a PNG segment id absent from the
+  JSON, instance id >= label divisor, declared segment area != PNG area,
+  crowd on a stuff class);
 * sharding ``{split}-%05d-of-%05d.tfrecord``, each shard written under a
   temporary name and renamed (``tfrecord.write_shard``), so a re-run skips the
   complete shards and never trusts a half-written one;
@@ -30,7 +30,6 @@ The behaviour mirrors DeepLab2's ``data/build_{coco,cityscapes,ade20k}_data.py``
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import dataclasses
 import io
@@ -41,7 +40,6 @@ import sys
 from typing import Any
 from typing import Callable
 from typing import Dict
-from typing import FrozenSet
 from typing import Iterator
 from typing import List
 from typing import Mapping
@@ -58,7 +56,9 @@ from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.data import tfrecord
 from remax_tf.data.panoptic_ids import rgb_to_id
-from remax_tf.errors import RemaxError
+from remax_tf.data.panoptic_labels import ConversionError
+from remax_tf.data.panoptic_labels import LabelSpec
+from remax_tf.data.panoptic_labels import panoptic_label_from_segments
 
 try:  # Optional: without tqdm, progress is a line every _PROGRESS_EVERY images.
     from tqdm import tqdm
@@ -72,56 +72,6 @@ _PROGRESS_EVERY = 100
 _SUMMARY_LIST_LIMIT = 20
 # Quality used when an image must be re-encoded as JPEG (non-RGB source).
 _JPEG_QUALITY = 95
-_INT32_MAX = 2**31 - 1
-
-
-class ConversionError(RemaxError, ValueError):
-    """Bad input data; the message names the file or record and the fix."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LabelSpec:
-    """How a dataset's panoptic annotations become DeepLab2 labels.
-
-    Attributes:
-      dataset: Dataset name, for messages.
-      label_divisor: Panoptic value = semantic * divisor + instance.
-      ignore_label: Semantic id of void pixels.
-      thing_ids: Semantic ids of thing classes.
-      category_map: The dataset's ``category_id`` -> semantic id. A category
-        mapped to ``ignore_label`` is void.
-      treat_crowd_as_ignore: Crowd pixels become void (DeepLab2's default);
-        otherwise they keep their class with instance id 0.
-      check_area: Compare each segment's declared ``area`` with the PNG.
-    """
-
-    dataset: str
-    label_divisor: int
-    ignore_label: int
-    thing_ids: FrozenSet[int]
-    category_map: Mapping[int, int]
-    treat_crowd_as_ignore: bool = True
-    check_area: bool = True
-
-    @classmethod
-    def for_dataset(
-        cls,
-        descriptor,
-        category_map: Mapping[int, int],
-        treat_crowd_as_ignore: bool = True,
-        check_area: bool = True,
-    ) -> "LabelSpec":
-        """The spec of a ``datasets.DatasetDescriptor``: its name, label
-        divisor, ignore label and thing classes, with ``category_map``."""
-        return cls(
-            dataset=descriptor.name,
-            label_divisor=descriptor.panoptic_label_divisor,
-            ignore_label=descriptor.ignore_label,
-            thing_ids=frozenset(descriptor.class_has_instances_list),
-            category_map=category_map,
-            treat_crowd_as_ignore=treat_crowd_as_ignore,
-            check_area=check_area,
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -423,102 +373,6 @@ def read_segment_ids(png_path: str) -> np.ndarray:
             "id = R + 256 G + 256^2 B (COCO panoptic format)."
         )
     return rgb_to_id(np.asarray(image)).astype(np.int64)
-
-
-def panoptic_label_from_segments(
-    segment_ids: np.ndarray,
-    segments: Sequence[Mapping],
-    spec: LabelSpec,
-    source: str,
-) -> np.ndarray:
-    """Builds the DeepLab2 panoptic label of one image.
-
-    Args:
-      segment_ids: [H, W] segment id per pixel (0 = unlabeled).
-      segments: The JSON ``segments_info``: dicts with ``id``,
-        ``category_id``, optional ``iscrowd`` and ``area``.
-      spec: The dataset's label spec.
-      source: The PNG path, for messages.
-
-    Returns:
-      [H, W] int32 panoptic label.
-
-    Raises:
-      ConversionError: unknown category, PNG id missing from the JSON, area
-        mismatch, crowd on stuff, instance id >= label divisor.
-    """
-    divisor = spec.label_divisor
-    void_value = spec.ignore_label * divisor
-    unique_ids, inverse, pixel_counts = np.unique(
-        segment_ids, return_inverse=True, return_counts=True
-    )
-    index_of = {int(u): i for i, u in enumerate(unique_ids)}
-    values = np.full(len(unique_ids), void_value, dtype=np.int64)
-    instance_count: Dict[int, int] = collections.defaultdict(int)
-    listed = set()
-    for segment in segments:
-        segment_id = int(segment["id"])
-        category = int(segment["category_id"])
-        crowd = bool(segment.get("iscrowd", 0))
-        if segment_id in listed:
-            raise ConversionError(
-                f"{source}: segment id {segment_id} is listed twice in the JSON."
-            )
-        listed.add(segment_id)
-        area = int(pixel_counts[index_of[segment_id]]) if segment_id in index_of else 0
-        if spec.check_area and "area" in segment and int(segment["area"]) != area:
-            raise ConversionError(
-                f"{source}: segment {segment_id} (category {category}) declares area "
-                f"{segment['area']} but the PNG has {area} pixels with that id; the "
-                "JSON and the PNG do not belong together."
-            )
-        if category not in spec.category_map:
-            known = sorted(spec.category_map)
-            raise ConversionError(
-                f"{source}: segment {segment_id} has category_id {category}, which "
-                f"is not a {spec.dataset} category (known ids: {known[:10]}"
-                f"{'...' if len(known) > 10 else ''} {len(known)} in all). Fix the "
-                "annotation or convert with the categories it was made with."
-            )
-        semantic = spec.category_map[category]
-        if segment_id not in index_of or semantic == spec.ignore_label:
-            continue
-        if semantic in spec.thing_ids:
-            if crowd:
-                # DeepLab2 marks crowd as (class, instance 0) or makes it void.
-                crowd_class = (
-                    spec.ignore_label if spec.treat_crowd_as_ignore else semantic
-                )
-                values[index_of[segment_id]] = crowd_class * divisor
-                continue
-            instance_count[semantic] += 1
-            if instance_count[semantic] >= divisor:
-                raise ConversionError(
-                    f"{source}: class {semantic} (category {category}) has more than "
-                    f"{divisor - 1} instances, so instance id {instance_count[semantic]}"
-                    f" >= label divisor {divisor}. Fix: a larger label divisor "
-                    "(build_custom_data --label_divisor)."
-                )
-            values[index_of[segment_id]] = semantic * divisor + instance_count[semantic]
-        else:
-            if crowd:
-                raise ConversionError(
-                    f"{source}: segment {segment_id} of stuff class {semantic} "
-                    f"(category {category}) has iscrowd=1; only thing classes may "
-                    "be crowd."
-                )
-            values[index_of[segment_id]] = semantic * divisor
-    unlisted = [int(u) for u in unique_ids if int(u) != 0 and int(u) not in listed]
-    if unlisted:
-        raise ConversionError(
-            f"{source}: segment id(s) {unlisted[:10]} appear in the PNG but not in "
-            "the JSON segments_info; the JSON and the PNG do not belong together."
-        )
-    if values.max(initial=0) > _INT32_MAX:
-        raise ConversionError(
-            f"{source}: panoptic values overflow int32 with label divisor {divisor}."
-        )
-    return values[inverse.reshape(segment_ids.shape)].astype(np.int32)
 
 
 def build_example(item: ImageItem, spec: LabelSpec):

@@ -42,10 +42,14 @@ from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.data.panoptic_ids import id_to_rgb
 from remax_tf.data.panoptic_ids import rgb_to_id
+from remax_tf.data.panoptic_labels import LabelSpec
+from remax_tf.data.panoptic_labels import labels_from_segments
+from remax_tf.data.panoptic_labels import original_category_map
 from remax_tf.errors import RemaxError
 from remax_tf.evaluation.panoptic_quality import PQStat
 from remax_tf.evaluation.panoptic_quality import accumulate_image
 from remax_tf.json_io import write_json_atomic
+from remax_tf.postprocess.segments import panoptic_segments
 
 
 def load_id_png(path: str) -> np.ndarray:
@@ -244,10 +248,6 @@ def panoptic_to_coco(
     Returns:
       ([H, W] int64 ids 1..S, 0 = void; the ``segments_info`` list).
     """
-    # Imported here: remax_tf.postprocess loads TensorFlow, which the scoring
-    # command line does not need.
-    from remax_tf.postprocess.segments import panoptic_segments
-
     result = panoptic_segments(panoptic_map, descriptor, scores=scores)
     ids = result["segmentation"].astype(np.int64)
     ids[ids < 0] = 0
@@ -346,53 +346,27 @@ def coco_to_deeplab2(
     descriptor,
     treat_crowd_as_ignore: bool = True,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """COCO ground truth in DeepLab2's encoding (as DeepLab2's COCO converter).
+    """COCO ground truth in DeepLab2's encoding, as the dataset converters
+    write it (:func:`remax_tf.data.panoptic_labels.labels_from_segments`).
 
     Categories map to dataset semantic ids through
     ``descriptor.original_category_ids``; thing instances are numbered from 1
     per class in ``segments_info`` order; crowd pixels get instance 0 and, with
-    ``treat_crowd_as_ignore`` (DeepLab2's default), the ignore label.
+    ``treat_crowd_as_ignore`` (DeepLab2's default), the ignore label. Data the
+    converters reject raises their ``ConversionError`` (a ``ValueError``).
 
     Returns:
       (panoptic [H, W] int32, semantic [H, W] int32 keeping the class of
       crowd pixels, is_crowd [H, W] int32).
     """
-    to_semantic = {
-        original: semantic
-        for semantic, original in enumerate(descriptor.original_category_ids)
-        if original >= 0
-    }
-    divisor = descriptor.panoptic_label_divisor
-    things = set(descriptor.thing_class_ids)
-    semantic = np.full(ids.shape, descriptor.ignore_label, np.int64)
-    panoptic_semantic = semantic.copy()
-    instance = np.zeros(ids.shape, np.int64)
-    is_crowd = np.zeros(ids.shape, np.int32)
-    next_instance: Dict[int, int] = {}
-    for segment in segments_info:
-        if segment["category_id"] not in to_semantic:
-            raise ValueError(
-                f"category_id {segment['category_id']} of segment {segment['id']} is "
-                f"not a class of dataset {descriptor.name!r}."
-            )
-        mask = ids == segment["id"]
-        label = to_semantic[segment["category_id"]]
-        semantic[mask] = label
-        panoptic_semantic[mask] = label
-        if segment.get("iscrowd", 0) == 1:
-            is_crowd[mask] = 1
-            if treat_crowd_as_ignore:
-                panoptic_semantic[mask] = descriptor.ignore_label
-            continue
-        if label in things:
-            next_instance[label] = next_instance.get(label, 0) + 1
-            if next_instance[label] >= divisor:
-                raise ValueError(
-                    f"more than {divisor - 1} instances of class {label} in one image."
-                )
-            instance[mask] = next_instance[label]
-    panoptic = panoptic_semantic * divisor + instance
-    return panoptic.astype(np.int32), semantic.astype(np.int32), is_crowd
+    spec = LabelSpec.for_dataset(
+        descriptor, original_category_map(descriptor), treat_crowd_as_ignore
+    )
+    return tuple(
+        labels_from_segments(
+            ids, segments_info, spec, f"{descriptor.name} ground truth"
+        )
+    )
 
 
 # ---------------------------------------------------------------------------
