@@ -2,13 +2,13 @@
 
 * :func:`quiet_tensorflow`: TensorFlow's start-up noise (CUDA probing, oneDNN
   notices, absl pre-init warnings) is hidden unless the user has chosen a
-  ``TF_CPP_MIN_LOG_LEVEL`` themselves. Called before TensorFlow is imported.
+  ``TF_CPP_MIN_LOG_LEVEL`` themselves. TensorFlow reads the variable once,
+  when it is imported: a command calls this at the top of its module, before
+  the imports that load TensorFlow (``remax_tf.train``, ``remax_tf.predict``,
+  ``remax_tf.demo``, ``remax_tf.export.__main__``).
 * :func:`native_logs_quieted`: native libraries that log through absl's C++
   logging (the TFLite converter) ignore ``TF_CPP_MIN_LOG_LEVEL``; in quiet
   mode their stderr lines are held back and shown only if the call fails.
-* :func:`disable_grappler_if_asked`: ``REMAX_TF_DISABLE_GRAPPLER=1`` skips
-  TensorFlow's graph optimiser (a faster start, slower steps), for smoke runs
-  and tests that train a handful of steps.
 * :func:`run_absl_app`: ``absl.app.run`` whose ``--help`` / ``--helpfull``
   exit with status 0 (absl's exit with 1, which breaks ``cmd --help && ...``).
 * :func:`report_errors`: an expected failure (:class:`remax_tf.errors.RemaxError`)
@@ -37,6 +37,9 @@ from typing import Iterator
 from typing import List
 from typing import Optional
 from typing import Sequence
+
+from absl import app
+from absl import flags
 
 from remax_tf.errors import RemaxError
 
@@ -122,20 +125,9 @@ def report_errors(
     return 0 if status is None else int(status)
 
 
-def disable_grappler_if_asked() -> None:
-    """Turns TensorFlow's graph optimiser off when ``REMAX_TF_DISABLE_GRAPPLER=1``
-    (imports TensorFlow then)."""
-    if os.environ.get("REMAX_TF_DISABLE_GRAPPLER") == "1":
-        import tensorflow as tf
-
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
-
-
 def list_module_flags_in_help(*modules: ModuleType) -> None:
     """Makes absl's ``--help`` (the main module's key flags) list the flags
     defined in ``modules``, whichever script is the main module."""
-    from absl import flags
-
     main = sys.argv[0]
     for module in modules:
         for flag in flags.FLAGS.get_key_flags_for_module(module.__name__):
@@ -156,8 +148,6 @@ _ABSL_HELP_FLAGS = ("-?", "-h", "--help", "--helpshort", "--helpfull", "--helpxm
 
 def run_absl_app(main) -> None:
     """``absl.app.run(main)``; a help request exits with status 0."""
-    from absl import app
-
     try:
         app.run(main)
     except SystemExit as e:

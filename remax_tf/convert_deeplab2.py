@@ -40,9 +40,16 @@ from typing import List
 from typing import Optional
 import uuid
 
+import tensorflow as tf
+
 from remax_tf import atomic
 from remax_tf import cli
+from remax_tf import common
+from remax_tf.config import load_config
 from remax_tf.inference.model_files import ModelFileError
+from remax_tf.model import build_model
+from remax_tf.model import deeplab2_mapping
+from remax_tf.model.checkpoint_restore import CLASS_HEAD_PATTERNS
 
 REPORT_FILE = "conversion_report.json"
 CHECKPOINT_NAME = "ckpt-0"
@@ -91,8 +98,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def _inference_unmatched(report, mapped, backbone_only: bool) -> List[str]:
     """Names used at inference that the conversion left unmapped."""
-    from remax_tf.model import deeplab2_mapping
-
     items = ("encoder",) if backbone_only else deeplab2_mapping.INFERENCE_ITEMS
     unused = [p for p in report.unused if p.split("/")[0] in items]
     if report.layout in (
@@ -126,14 +131,6 @@ def convert(
         or does not fit the config's model.
       OutputPathError: ``output_dir`` cannot be written.
     """
-    import tensorflow as tf
-
-    from remax_tf import common
-    from remax_tf.config import load_config
-    from remax_tf.model import build_model
-    from remax_tf.model import deeplab2_mapping
-    from remax_tf.model.checkpoint_restore import CLASS_HEAD_PATTERNS
-
     atomic.check_output_dir(output_dir)
     config = load_config(config_file, list(overrides))
     # The DeepLab2 weights replace the backbone's pretrained_weights.

@@ -34,9 +34,29 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 
-from remax_tf import atomic
 from remax_tf import cli
-from remax_tf.config.errors import ConfigError
+
+# TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, at its import by the modules below.
+cli.quiet_tensorflow()
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from remax_tf import atomic  # noqa: E402
+from remax_tf import common  # noqa: E402
+from remax_tf import visualization  # noqa: E402
+from remax_tf.config import load_config  # noqa: E402
+from remax_tf.config import validate_config  # noqa: E402
+from remax_tf.config.errors import ConfigError  # noqa: E402
+from remax_tf.data import datasets  # noqa: E402
+from remax_tf.data import shapes  # noqa: E402
+from remax_tf.data import tfrecord  # noqa: E402
+from remax_tf.inference.predictor import load_predictor  # noqa: E402
+from remax_tf.training import pretrain_backbone  # noqa: E402
+from remax_tf.training.distribution import disable_grappler_if_asked  # noqa: E402
+from remax_tf.training.errors import ConfigChangedError  # noqa: E402
+from remax_tf.training.errors import TrainingSetupError  # noqa: E402
+from remax_tf.training.train_lib import run_experiment  # noqa: E402
 
 # Resolved by load_config: this file relative to the working directory, else
 # the copy shipped in the package (remax_tf.configs).
@@ -134,8 +154,6 @@ def set_num_steps(config, num_steps: Optional[int]) -> None:
 
 def demo_dataset(config_file: str, overrides: Sequence[str], data_root: str):
     """(dataset name, pre-trained backbone path) of the demo config."""
-    from remax_tf.config import load_config
-
     environ = dict(os.environ, REMAX_DATA_DIR=data_root)
     config = load_config(config_file, overrides, environ=environ, validate=False)
     return (
@@ -150,9 +168,6 @@ def build_data(
     """Generates the shapes dataset ``dataset`` (a ``shapes.PRESETS`` name;
     default: the demo's) under ``<output_dir>/data/<dataset>``; returns
     ``<output_dir>/data``."""
-    from remax_tf.data import shapes
-    from remax_tf.data import tfrecord
-
     dataset = dataset or shapes.V2.dataset
     if dataset not in shapes.PRESETS:
         raise ConfigError(
@@ -190,8 +205,6 @@ def pretrain(data_root: str, dataset: str, weights: str, steps: int) -> None:
         os.path.abspath(data_root) + os.sep
     ):
         return
-    from remax_tf.training import pretrain_backbone
-
     request = pretrain_backbone.PretrainRequest(
         dataset=dataset,
         steps=steps,
@@ -215,12 +228,6 @@ def train_and_export(
     num_steps: Optional[int] = None,
 ) -> Dict[str, object]:
     """Trains, evaluates and exports; returns run_experiment's result."""
-    from remax_tf.config import load_config
-    from remax_tf.config import validate_config
-    from remax_tf.training import ConfigChangedError
-    from remax_tf.training import TrainingSetupError
-    from remax_tf.training import run_experiment
-
     environ = dict(os.environ, REMAX_DATA_DIR=data_root)
     config = load_config(
         config_file,
@@ -248,15 +255,6 @@ def draw_predictions(
     """Predicts a few validation images with the exported SavedModel and
     draws image | ground truth | prediction rows; returns the PNG path.
     The images are also saved to ``<output_dir>/val_images``."""
-    import numpy as np
-    from PIL import Image
-
-    from remax_tf import common
-    from remax_tf import visualization
-    from remax_tf.data import datasets
-    from remax_tf.data import tfrecord
-    from remax_tf.inference import load_predictor
-
     descriptor = datasets.get_dataset_descriptor(dataset)
     predictor = load_predictor(os.path.join(export_dir, "saved_model"))
     records = tfrecord.read_examples(os.path.join(data_root, dataset, "val-*.tfrecord"))
@@ -321,7 +319,6 @@ def report(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    cli.quiet_tensorflow()
     debug = args.debug or cli.debug_requested([])
     return cli.report_errors(_demo, args, debug=debug)
 
@@ -330,7 +327,7 @@ def _demo(args: argparse.Namespace) -> int:
     """``main`` after parsing: expected failures raise RemaxError."""
     # Refused before minutes of data generation and training.
     atomic.check_output_dir(args.output_dir)
-    cli.disable_grappler_if_asked()
+    disable_grappler_if_asked()
     start = time.time()
     data_root = os.path.join(args.output_dir, "data")
     dataset, weights = demo_dataset(args.config_file, args.config_override, data_root)

@@ -46,7 +46,6 @@ import dataclasses
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import Dict
 from typing import List
@@ -54,15 +53,29 @@ from typing import Optional
 from typing import Sequence
 from typing import TextIO
 from typing import Tuple
-from typing import Union
 
-from remax_tf import atomic
 from remax_tf import cli
-from remax_tf.errors import RemaxError
-from remax_tf.json_io import write_json_atomic
 
-if TYPE_CHECKING:
-    from remax_tf.inference.base import Predictor
+# TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, at its import by the modules below.
+cli.quiet_tensorflow()
+
+import tensorflow as tf  # noqa: E402
+
+from remax_tf import atomic  # noqa: E402
+from remax_tf import common  # noqa: E402
+from remax_tf import visualization  # noqa: E402
+from remax_tf.errors import RemaxError  # noqa: E402
+from remax_tf.evaluation.coco_format import coco_categories  # noqa: E402
+from remax_tf.evaluation.coco_format import image_ids  # noqa: E402
+from remax_tf.evaluation.coco_panoptic import CocoPanopticWriter  # noqa: E402
+from remax_tf.inference.base import Predictor  # noqa: E402
+from remax_tf.inference.images import ImageReadError  # noqa: E402
+from remax_tf.inference.images import list_images  # noqa: E402
+from remax_tf.inference.images import load_image  # noqa: E402
+from remax_tf.inference.model_files import ModelFileError  # noqa: E402
+from remax_tf.inference.predictor import load_predictor  # noqa: E402
+from remax_tf.json_io import write_json_atomic  # noqa: E402
+from remax_tf.postprocess import panoptic_segments  # noqa: E402
 
 PANOPTIC_SUFFIX = "_panoptic.png"
 OVERLAY_SUFFIX = "_overlay.png"
@@ -182,30 +195,6 @@ def output_names(paths: Sequence[str]) -> Dict[str, str]:
     return names
 
 
-def image_ids(names: Sequence[str]) -> List[Union[int, str]]:
-    """COCO ``image_id`` per output name: the number for an all-digit name
-    (COCO's ``000000142238`` -> 142238, as in its ground truth), else the name.
-    Names are used throughout if numbers would collide."""
-    ids: List[Union[int, str]] = [int(n) if n.isdigit() else n for n in names]
-    if len(set(ids)) < len(ids):
-        return list(names)
-    return ids
-
-
-def coco_categories(descriptor) -> List[Dict[str, Any]]:
-    """The COCO ``categories`` list of a dataset (original category ids)."""
-    things = set(descriptor.thing_class_ids)
-    return [
-        {
-            "id": int(descriptor.original_category_ids[i]),
-            "name": descriptor.class_names[i],
-            "isthing": int(i in things),
-            "color": list(descriptor.class_colors[i]),
-        }
-        for i in sorted(descriptor.thing_stuff_class_ids)
-    ]
-
-
 def _progress(items: Sequence[str], enabled: bool, stream: TextIO):
     """Yields ``items`` with a progress bar on ``stream`` (tqdm when installed,
     else one line per image)."""
@@ -213,6 +202,7 @@ def _progress(items: Sequence[str], enabled: bool, stream: TextIO):
         yield from items
         return
     try:
+        # tqdm is optional (not in setup.py's install_requires): a bar if installed.
         from tqdm import tqdm
     except ImportError:
         tqdm = None
@@ -239,9 +229,6 @@ def _segments_entry(
     descriptor,
     with_overlay: bool,
 ) -> Dict[str, Any]:
-    from remax_tf import common
-    from remax_tf.postprocess import panoptic_segments
-
     result = panoptic_segments(
         maps[common.PRED_PANOPTIC_KEY],
         descriptor,
@@ -268,7 +255,7 @@ def _segments_entry(
 
 
 def predict_images(
-    predictor: "Predictor",
+    predictor: Predictor,
     image_paths: Sequence[str],
     output_dir: str,
     *,
@@ -332,7 +319,7 @@ def predict_images(
 
 def _predict_into(
     directory: str,
-    predictor: "Predictor",
+    predictor: Predictor,
     image_paths: Sequence[str],
     summary: PredictSummary,
     *,
@@ -342,14 +329,6 @@ def _predict_into(
     stream: TextIO,
 ) -> None:
     """:func:`predict_images` writing into ``directory``; fills ``summary``."""
-    import tensorflow as tf
-
-    from remax_tf import common
-    from remax_tf import visualization
-    from remax_tf.evaluation.coco_panoptic import CocoPanopticWriter
-    from remax_tf.inference.images import ImageReadError
-    from remax_tf.inference.images import load_image
-
     descriptor = predictor.descriptor
     writer = CocoPanopticWriter(
         directory,
@@ -483,10 +462,6 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from remax_tf.inference.images import list_images
-    from remax_tf.inference.model_files import ModelFileError
-    from remax_tf.inference.predictor import load_predictor
-
     # Refused before the model loads.
     check_output_dir(args.output_dir, args.overwrite)
     paths = list_images(args.images)
@@ -515,7 +490,6 @@ def _predict(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(argv)
-    cli.quiet_tensorflow()
     debug = args.debug or cli.debug_requested([])
     return cli.report_errors(_predict, args, debug=debug)
 

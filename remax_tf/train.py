@@ -24,7 +24,14 @@ from absl import flags
 from absl import logging
 
 from remax_tf import cli
-from remax_tf.training.modes import MODES
+
+# TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, at its import by the modules below.
+cli.quiet_tensorflow()
+
+from remax_tf.config import load_config  # noqa: E402
+from remax_tf.training.distribution import disable_grappler_if_asked  # noqa: E402
+from remax_tf.training.modes import MODES  # noqa: E402
+from remax_tf.training.train_lib import run_experiment  # noqa: E402
 
 flags.DEFINE_string(
     "config_file",
@@ -80,15 +87,11 @@ def _main(argv) -> int:
             file=sys.stderr,
         )
         return 2
-    cli.quiet_tensorflow()
-    cli.disable_grappler_if_asked()
+    disable_grappler_if_asked()
     # Our progress and metric lines go to stdout; absl's INFO stream (orbit
     # prints every loss dict there) only with --verbosity=0 or higher.
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
-    from remax_tf.config import load_config
-    from remax_tf.training import run_experiment
-
     config = load_config(FLAGS.config_file, FLAGS.config_override)
     result = run_experiment(
         FLAGS.mode,
@@ -112,7 +115,6 @@ def _main(argv) -> int:
 
 def run() -> None:
     """Console script ``remax-train`` (and ``trainer/train.py``)."""
-    cli.quiet_tensorflow()
     cli.list_module_flags_in_help(sys.modules[__name__])
     cli.use_as_usage(__doc__)
     cli.run_absl_app(main)

@@ -14,6 +14,7 @@ from remax_tf.config.loader import apply_override
 from remax_tf.config.loader import load_config
 from remax_tf.config.loader import placeholder_names
 from remax_tf.config.loader import substitute_placeholders
+from remax_tf.config.scaled_down import small_crop_overrides
 from remax_tf.config.validation import validate_config
 
 __all__ = [
@@ -25,13 +26,3 @@ __all__ = [
     "substitute_placeholders",
     "validate_config",
 ]
-
-
-def __getattr__(name):
-    # Imported on use, so that ``python -m remax_tf.config.small_crop`` does
-    # not find its module already imported by this package.
-    if name == "small_crop_overrides":
-        from remax_tf.config.small_crop import small_crop_overrides
-
-        return small_crop_overrides
-    raise AttributeError(f"module 'remax_tf.config' has no attribute {name!r}")

@@ -13,39 +13,29 @@ pipeline), one override set scales the crop, the resize range and the batch:
 The model is unchanged (same layers and parameters; kMaX's relative
 positions follow the crop). Each flag printed by the command line is one
 shell word (no spaces, no brackets), so the command substitution needs no
-quoting.
+quoting. The functions live in :mod:`remax_tf.config.scaled_down` (so that
+the package, which exports them, does not import this command).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import List
 from typing import Optional
 from typing import Sequence
 
-DEFAULT_CROP = 129
-DEFAULT_BATCH_SIZE = 2
+from remax_tf.config.scaled_down import DEFAULT_BATCH_SIZE
+from remax_tf.config.scaled_down import DEFAULT_CROP
+from remax_tf.config.scaled_down import crop_overrides
+from remax_tf.config.scaled_down import small_crop_overrides
 
-
-def crop_overrides(crop: int) -> List[str]:
-    """``--config_override`` values: train and eval crops of ``crop`` x
-    ``crop``, images resized to it."""
-    overrides = []
-    for options in ("train_dataset_options", "eval_dataset_options"):
-        overrides += [
-            f"{options}.crop_size={crop},{crop}",
-            f"{options}.min_resize_value={crop}",
-            f"{options}.max_resize_value={crop}",
-        ]
-    return overrides
-
-
-def small_crop_overrides(
-    crop: int = DEFAULT_CROP, batch_size: int = DEFAULT_BATCH_SIZE
-) -> List[str]:
-    """:func:`crop_overrides` and a training batch of ``batch_size``."""
-    return crop_overrides(crop) + [f"train_dataset_options.batch_size={batch_size}"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_CROP",
+    "crop_overrides",
+    "main",
+    "small_crop_overrides",
+]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

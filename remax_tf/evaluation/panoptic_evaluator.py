@@ -1,6 +1,6 @@
 """The metrics accumulator: PQ, mIoU and optionally mask AP per dataset.
 
-No TensorFlow and no model here: the trainer's evaluation loop
+No model here, and the metrics are numpy: the trainer's evaluation loop
 (``remax_tf.training.evaluator``) and the benchmarks feed it.
 
 Feed it numpy sample and prediction dicts (keys of ``remax_tf.common``) batch
@@ -16,7 +16,8 @@ Ground truth is read at the original image size when the sample carries it
 predictions should be at that size already (use
 :func:`remax_tf.postprocess.undo_preprocessing` in the eval step). If a
 prediction is still at the padded input size and the sample has
-``resized_size`` (or ``resized_image``), it is cropped and resized back here.
+``resized_size`` (or ``resized_image``), it is cropped and resized back here
+with that function (TensorFlow, DeepLab2's nearest-neighbour rule).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from remax_tf.evaluation.mask_ap import MaskAP
 from remax_tf.evaluation.miou import MeanIoU
 from remax_tf.evaluation.panoptic_quality import PanopticQuality
 from remax_tf.json_io import write_json_atomic
+from remax_tf.postprocess.undo_preprocessing import undo_resize_and_pad
 from remax_tf.protos import evaluator_pb2
 
 _GROUPS = (("All", ""), ("Things", "_things"), ("Stuff", "_stuff"))
@@ -172,8 +174,6 @@ class PanopticEvaluator:
                 "(remax_tf.postprocess.undo_preprocessing) or pass "
                 f"{common.RESIZED_SIZE!r} in the sample."
             )
-        from remax_tf.postprocess.undo_preprocessing import undo_resize_and_pad
-
         return undo_resize_and_pad(maps[None], resized_size, size).numpy()[0]
 
     def update(self, sample: Mapping[str, Any], prediction: Mapping[str, Any]) -> None:

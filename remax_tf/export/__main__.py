@@ -22,12 +22,17 @@ import sys
 from typing import Optional
 from typing import Sequence
 
-from remax_tf import atomic
 from remax_tf import cli
-from remax_tf.config import load_config
-from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS
-from remax_tf.export.options import FORMATS
-from remax_tf.export.options import QUANTIZE_MODES
+
+# TensorFlow reads TF_CPP_MIN_LOG_LEVEL once, at its import by the modules below.
+cli.quiet_tensorflow()
+
+from remax_tf import atomic  # noqa: E402
+from remax_tf.config import load_config  # noqa: E402
+from remax_tf.export.exporter import export_checkpoint  # noqa: E402
+from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS  # noqa: E402
+from remax_tf.export.options import FORMATS  # noqa: E402
+from remax_tf.export.options import QUANTIZE_MODES  # noqa: E402
 
 
 def _split(values: Optional[Sequence[str]]) -> list:
@@ -131,10 +136,8 @@ def _load_config(args: argparse.Namespace):
 
 
 def _export(args: argparse.Namespace) -> int:
-    # Refused before TensorFlow loads and the model is built.
+    # Refused before the model is built.
     atomic.check_output_dir(args.output_dir)
-    from remax_tf.export.exporter import export_checkpoint
-
     result = export_checkpoint(
         _load_config(args),
         args.checkpoint,
@@ -151,7 +154,6 @@ def _export(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    cli.quiet_tensorflow()
     debug = args.debug or cli.debug_requested([])
     return cli.report_errors(_export, args, debug=debug)
 

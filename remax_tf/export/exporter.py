@@ -36,6 +36,9 @@ import tensorflow as tf
 from remax_tf import atomic
 from remax_tf.config import ConfigError
 from remax_tf.config import placeholder_names
+from remax_tf.data import tfrecord
+from remax_tf.data.input_pipeline import list_files
+from remax_tf.data.preprocessing import resize_image_and_label
 from remax_tf.export import tflite as tflite_lib
 from remax_tf.export.options import FORMATS
 from remax_tf.export.options import SAVED_MODEL
@@ -83,10 +86,6 @@ def training_images(
 ) -> tflite_lib.RepresentativeImages:
     """Training images of ``train_dataset_options.file_pattern``, resized to
     ``input_size`` (uint8), in file order: the int8 representative dataset."""
-    from remax_tf.data import tfrecord
-    from remax_tf.data.input_pipeline import list_files
-    from remax_tf.data.preprocessing import resize_image_and_label
-
     patterns = list(config.train_dataset_options.file_pattern)
     if not patterns:
         raise ConfigError(

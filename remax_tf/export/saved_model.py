@@ -46,6 +46,7 @@ from remax_tf.config.dataset_choice import dataset_descriptor
 from remax_tf.data import datasets
 from remax_tf.data import preprocessing
 from remax_tf.data.datasets import DatasetDescriptor
+from remax_tf.data.input_pipeline import sample_spec
 from remax_tf.postprocess import build_post_processor
 from remax_tf.postprocess import undo_preprocessing
 from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
@@ -126,8 +127,6 @@ def eval_preprocess_config(
 ) -> preprocessing.PreprocessConfig:
     """The evaluation :class:`PreprocessConfig` of ``config`` (as the input
     pipeline builds it)."""
-    from remax_tf.data.input_pipeline import sample_spec
-
     options = _eval_dataset_options(config)
     return sample_spec(descriptor, options, is_training=False).preprocess
 

@@ -38,6 +38,8 @@ import warnings
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
 from remax_tf import cli
 from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS
@@ -78,9 +80,6 @@ def _with_signature(
 ) -> bytes:
     """Adds a ``serving_default`` SignatureDef naming the subgraph's inputs and
     outputs (in the converted function's flattened order)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
     subgraph = model.subgraphs[0]
     if len(subgraph.inputs) != len(input_names) or len(subgraph.outputs) != len(
@@ -262,8 +261,6 @@ def convert_int8_single_file(
 
 
 def _op_output_names(content: bytes) -> list:
-    from tensorflow.lite.python import schema_py_generated as schema
-
     model = schema.ModelT.InitFromPackedBuf(content, 0)
     names = []
     for subgraph in model.subgraphs:
@@ -319,8 +316,6 @@ def _convert_int8(concrete, module, dataset, float_scopes) -> bytes:
 def op_types(content: bytes) -> Dict[str, int]:
     """Op type -> count over all subgraphs of a TFLite flatbuffer (custom and
     Flex ops by their custom code)."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
     names = {
         value: key
         for key, value in vars(schema.BuiltinOperator).items()

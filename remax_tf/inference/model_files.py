@@ -20,6 +20,8 @@ from typing import Any
 from typing import Dict
 from typing import Optional
 
+import tensorflow as tf
+
 from remax_tf.data import datasets
 from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.errors import RemaxError
@@ -109,8 +111,6 @@ def find_checkpoint(path: str, experiment_name: str = "", what: str = "--model")
         tried.append(candidates[-1])
     for directory in candidates:
         if _has_checkpoints(directory):
-            import tensorflow as tf
-
             latest = tf.train.latest_checkpoint(directory)
             if latest is not None:
                 return latest

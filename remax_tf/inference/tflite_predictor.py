@@ -58,6 +58,7 @@ def make_interpreter(path: str, num_threads: Optional[int] = None):
     """
     errors = []
     try:
+        # ai-edge-litert is optional (setup.py's "tflite" extra); tf.lite is the fallback.
         from ai_edge_litert.interpreter import Interpreter as LiteRTInterpreter
     except ImportError:
         LiteRTInterpreter = None

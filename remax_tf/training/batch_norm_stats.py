@@ -27,16 +27,23 @@ from typing import List
 from typing import Optional
 from typing import Sequence
 
+import tensorflow as tf
+import tf_keras
+
 from remax_tf import atomic
 from remax_tf import cli
+from remax_tf import common
+from remax_tf.config import load_config
+from remax_tf.data.input_pipeline import build_dataset
+from remax_tf.inference.model_files import find_checkpoint
+from remax_tf.inference.restored_model import restore_strictly
+from remax_tf.model import build_model
 
 DEFAULT_NUM_BATCHES = 20
 
 
 def batch_norm_layers(model) -> List:
     """The BatchNormalization layers of ``model`` (each once)."""
-    import tf_keras
-
     seen, layers = set(), []
     for layer in model.submodules:
         if (
@@ -85,13 +92,6 @@ def reestimate_checkpoint(
     BatchNorm statistics on ``num_batches`` batches of the training set, and
     saves it as ``output_dir/<experiment_name>/ckpt-<step>``. Returns the
     saved prefix."""
-    import tensorflow as tf
-
-    from remax_tf import common
-    from remax_tf.data import build_dataset
-    from remax_tf.inference.restored_model import restore_strictly
-    from remax_tf.model import build_model
-
     model = build_model(config)
     options = config.train_dataset_options
     size = list(options.crop_size)
@@ -148,16 +148,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
     )
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     debug = args.debug or cli.debug_requested([])
     return cli.report_errors(_reestimate, args, debug=debug)
 
 
 def _reestimate(args: argparse.Namespace) -> int:
     """``main`` after parsing: expected failures raise RemaxError."""
-    from remax_tf.config import load_config
-    from remax_tf.inference.model_files import find_checkpoint
-
     atomic.check_output_dir(args.output_dir)
     config = load_config(args.config_file, args.config_override)
     checkpoint = find_checkpoint(

@@ -10,6 +10,8 @@ import uuid
 from absl import logging
 import tensorflow as tf
 
+from remax_tf.model.checkpoint_restore import CLASS_HEAD_PATTERNS
+from remax_tf.model.checkpoint_restore import restore_items
 from remax_tf.training.errors import TrainingSetupError
 
 
@@ -44,9 +46,6 @@ def restore_initial_checkpoint(config, model) -> None:
     checkpoint trained on other classes) every class-dependent layer stays at
     its initial value.
     """
-    from remax_tf.model.checkpoint_restore import CLASS_HEAD_PATTERNS
-    from remax_tf.model.checkpoint_restore import restore_items
-
     path = config.model_options.initial_checkpoint
     if not path:
         return

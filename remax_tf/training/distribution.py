@@ -4,6 +4,10 @@
 * ``TF_CONFIG`` naming more than one worker: MultiWorkerMirroredStrategy.
 * ``--num_gpus`` > 1: MirroredStrategy over that many GPUs; 1: that GPU.
 * otherwise: the default strategy (CPU or the one visible GPU).
+
+:func:`disable_grappler_if_asked`: ``REMAX_TF_DISABLE_GRAPPLER=1`` skips
+TensorFlow's graph optimiser (a faster start, slower steps), for smoke runs
+and tests that train a handful of steps.
 """
 
 from __future__ import annotations
@@ -13,6 +17,12 @@ import os
 from typing import Optional
 
 import tensorflow as tf
+
+
+def disable_grappler_if_asked() -> None:
+    """Turns TensorFlow's graph optimiser off when ``REMAX_TF_DISABLE_GRAPPLER=1``."""
+    if os.environ.get("REMAX_TF_DISABLE_GRAPPLER") == "1":
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": True})
 
 
 def _num_workers_in_tf_config() -> int:

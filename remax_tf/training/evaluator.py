@@ -28,6 +28,9 @@ import tf_keras
 
 from remax_tf import common
 from remax_tf.evaluation import PanopticEvaluator
+from remax_tf.evaluation.coco_format import coco_categories
+from remax_tf.evaluation.coco_format import image_ids
+from remax_tf.evaluation.coco_panoptic import CocoPanopticWriter
 from remax_tf.json_io import write_json_atomic
 from remax_tf.postprocess import build_post_processor
 from remax_tf.postprocess import undo_preprocessing
@@ -110,9 +113,6 @@ class Evaluator(orbit.StandardEvaluator):
     def eval_begin(self):
         self._metrics.reset()
         if self._predictions_dir is not None:
-            from remax_tf.evaluation.coco_panoptic import CocoPanopticWriter
-            from remax_tf.predict import coco_categories
-
             folder = os.path.join(
                 self._predictions_dir, f"step_{int(self._global_step.numpy())}"
             )
@@ -153,8 +153,6 @@ class Evaluator(orbit.StandardEvaluator):
 
     def _save(self, sample, prediction) -> None:
         """Writes each image's panoptic map (COCO PNG) with its segments."""
-        from remax_tf.predict import image_ids
-
         names = sample.get(common.IMAGE_NAME)
         scores = prediction.get(common.PRED_SEMANTIC_SCORES_KEY)
         for b, panoptic in enumerate(prediction[common.PRED_PANOPTIC_KEY]):

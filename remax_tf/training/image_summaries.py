@@ -17,6 +17,8 @@ import tf_keras
 from remax_tf import common
 from remax_tf import visualization
 from remax_tf.data.datasets import DatasetDescriptor
+from remax_tf.data.input_pipeline import build_dataset
+from remax_tf.postprocess import build_post_processor
 
 # Rows are enlarged to at least this width so outlines and names stay legible.
 _MIN_WIDTH = 256
@@ -91,9 +93,6 @@ def build_image_summaries(
     count = config.trainer_options.num_summary_images
     if count <= 0:
         return None
-    from remax_tf.data import build_dataset
-    from remax_tf.postprocess import build_post_processor
-
     batch = next(iter(build_dataset(config.train_dataset_options, is_training=True)))
     crop = list(config.train_dataset_options.crop_size)
     post_processor = build_post_processor(config.evaluator_options, descriptor, crop)

@@ -14,6 +14,7 @@ import tensorflow as tf
 from remax_tf.data import datasets
 from remax_tf.data import label_checks
 from remax_tf.data import tfrecord
+from remax_tf.data.input_pipeline import build_dataset
 from remax_tf.data.input_pipeline import list_files
 from remax_tf.errors import DataError
 from remax_tf.errors import RemaxError
@@ -24,7 +25,6 @@ from remax_tf.training.errors import TrainingSetupError
 def distributed_dataset(strategy, options, is_training: bool):
     """The per-replica input pipelines of ``options``; data problems become
     TrainingSetupError (a DataError stays itself)."""
-    from remax_tf.data import build_dataset
 
     def dataset_fn(context):
         return build_dataset(options, is_training=is_training, input_context=context)

@@ -33,18 +33,18 @@ from typing import Optional
 from typing import Sequence
 
 import numpy as np
+import tensorflow as tf
+import tf_keras
 
 from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.data import shapes
 from remax_tf.json_io import write_json_atomic
+from remax_tf.model.pixel_encoder import build_pixel_encoder
+from remax_tf.training.pretrain_crops import CROP_SIZE
+from remax_tf.training.pretrain_crops import render_crop_set
 
 RECORD_FILE = "pretraining.json"
-# The crop a single object is drawn on: 65 = 2 * 32 + 1, a valid kMaX size.
-CROP_SIZE = 65
-# Fraction of crops that show stuff alone (labelled with the stuff class), so
-# the encoder also learns the stuff textures.
-STUFF_ONLY_FRACTION = 0.15
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,52 +73,6 @@ class PretrainRequest:
     seed: int = 0
 
 
-def _render_crops(dataset: str, seed: int, split: str, start: int, stop: int) -> tuple:
-    config = shapes.PRESETS[dataset]
-    classes = config.classes
-    images, labels = [], []
-    for index in range(start, stop):
-        rng = shapes.image_rng(seed, split, index)
-        image, cls = shapes.render_object(rng, config, CROP_SIZE)
-        if rng.uniform() < STUFF_ONLY_FRACTION:
-            kind = int(rng.choice(classes.stuff_ids))
-            yy, xx = np.mgrid[0:CROP_SIZE, 0:CROP_SIZE].astype(np.float32)
-            stuff_kind = dict(classes.stuff)[kind]
-            texture = shapes._stuff_texture(rng, stuff_kind, CROP_SIZE, yy, xx)
-            noise = rng.normal(0.0, config.noise_std, texture.shape)
-            image = np.clip(texture + noise, 0, 255).astype(np.uint8)
-            cls = kind
-        images.append(image)
-        labels.append(cls)
-    return np.stack(images), np.asarray(labels, np.int32)
-
-
-def render_crop_set(
-    dataset: str, seed: int, split: str, count: int, workers: int = 2
-) -> tuple:
-    """``count`` crops and labels (class ids), rendered in ``workers``
-    processes; a pure function of (dataset, seed, split, count)."""
-    if workers <= 1 or count < 512:
-        return _render_crops(dataset, seed, split, 0, count)
-    import concurrent.futures
-    import multiprocessing
-
-    bounds = [count * k // workers for k in range(workers + 1)]
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        parts = list(
-            pool.map(
-                _render_crops,
-                [dataset] * workers,
-                [seed] * workers,
-                [split] * workers,
-                bounds[:-1],
-                bounds[1:],
-            )
-        )
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
-
 def read_record(output_dir: str) -> Optional[Dict[str, object]]:
     try:
         with open(os.path.join(output_dir, RECORD_FILE)) as f:
@@ -132,11 +86,6 @@ def pretrain(
 ) -> Dict[str, object]:
     """Trains (or finds cached) and returns the record: the checkpoint prefix,
     validation accuracy and time. See the module docstring."""
-    import tensorflow as tf
-    import tf_keras
-
-    from remax_tf.model.pixel_encoder import build_pixel_encoder
-
     wanted = dataclasses.asdict(request)
     record = read_record(output_dir)
     if record and record.get("request") == wanted:
@@ -253,7 +202,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
     )
     args = parser.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     debug = args.debug or cli.debug_requested([])
     return cli.report_errors(_pretrain, args, debug=debug)
 

@@ -9,6 +9,7 @@ from typing import Iterator
 from typing import TextIO
 
 from absl import logging
+from orbit import controller
 
 
 def format_duration(seconds: float) -> str:
@@ -55,8 +56,6 @@ def orbit_messages_to_log() -> Iterator[None]:
     log alone (shown with ``--verbosity=0``), so stdout keeps one progress
     line per loop (:class:`ProgressPrinter`) and the evaluator's metric line.
     """
-    from orbit import controller
-
     original = controller._log
     controller._log = _log_only
     try:

@@ -30,11 +30,18 @@ from remax_tf.config import validate_config
 from remax_tf.config.dataset_choice import EVAL
 from remax_tf.config.dataset_choice import TRAIN
 from remax_tf.config.dataset_choice import dataset_descriptor
+from remax_tf.export.exporter import export_checkpoint
+from remax_tf.export.exporter import export_from_config
+from remax_tf.inference.model_files import ModelFileError
+from remax_tf.inference.model_files import find_checkpoint
+from remax_tf.losses import build_loss
+from remax_tf.model import build_model
 from remax_tf.protos import config_pb2
 from remax_tf.training import checkpoints
 from remax_tf.training import config_record
 from remax_tf.training import distribution
 from remax_tf.training.errors import TrainingSetupError
+from remax_tf.training.evaluator import Evaluator
 from remax_tf.training.image_summaries import build_image_summaries
 from remax_tf.training.inputs import check_input_labels
 from remax_tf.training.inputs import distributed_dataset
@@ -62,8 +69,6 @@ def _dataset_split(mode: str) -> str:
 def build_keras_model(config, descriptor, crop_size, training: bool) -> tf_keras.Model:
     """Builds the model and creates its variables (inference ones, plus the
     training-only ones when ``training``)."""
-    from remax_tf.model import build_model
-
     model = build_model(config, descriptor)
     dummy = tf.zeros([1] + list(crop_size) + [3], tf.float32)
     model(dummy, training=False)
@@ -83,9 +88,6 @@ def resolve_checkpoint(
     Raises:
       TrainingSetupError: no checkpoint there.
     """
-    from remax_tf.inference.model_files import ModelFileError
-    from remax_tf.inference.model_files import find_checkpoint
-
     try:
         return find_checkpoint(model_dir, config.experiment_name, "--model_dir")
     except ModelFileError as e:
@@ -103,8 +105,6 @@ def _export_checkpoint(
     """``--mode export``: the checkpoint ``model_dir`` stands for (its latest),
     restored strictly (every inference variable), exported to
     ``<its directory>/export``."""
-    from remax_tf.export import export_checkpoint
-
     checkpoint = resolve_checkpoint("export", config, model_dir)
     workdir = os.path.dirname(checkpoint)
     try:
@@ -221,8 +221,6 @@ def _run_loops(  # noqa: C901, PLR0915 (long orchestration, to split)
         global_step = orbit.utils.create_global_step()
         trainer = evaluator = None
         if training:
-            from remax_tf.losses import build_loss
-
             loss = build_loss(config, descriptor)
             trainer = build_trainer(
                 config,
@@ -239,8 +237,6 @@ def _run_loops(  # noqa: C901, PLR0915 (long orchestration, to split)
                 ),
             )
         if mode in ("eval", "train_and_eval", "continuous_eval"):
-            from remax_tf.training.evaluator import Evaluator
-
             evaluator = Evaluator(
                 config=config,
                 model=model,
@@ -314,8 +310,6 @@ def _run_loops(  # noqa: C901, PLR0915 (long orchestration, to split)
     if evaluator is not None and evaluator.last_results is not None:
         result["metrics"] = evaluator.last_results
     if training and chief and config.trainer_options.export_at_end:
-        from remax_tf.export import export_from_config
-
         result["export"] = export_from_config(
             config, model, os.path.join(workdir, "export")
         )
