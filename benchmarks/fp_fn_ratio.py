@@ -13,9 +13,9 @@ losses". This script measures the same ratio on ``shapes_panoptic``.
 
 What is measured, per image and per relaxed decoder layer:
 
-* Ground truth and matching exactly as ``KMaXLoss`` builds them
-  (``build_ground_truth`` at the mask-logit resolution, one Hungarian
-  ``match_predictions`` on the final output, shared by every layer): the
+* Ground truth and matching from the config's ``KMaXLoss`` itself
+  (``KMaXLoss.match``: the ground truth at the mask-logit resolution, one
+  Hungarian matching on the final output, shared by every layer): the
   target of (pixel, slot) is 1 where the slot is matched to the pixel's
   ground-truth mask, else 0 (``Matching.slot_pixel_targets``).
 * Pixels counted: those the mask-ID loss counts (``mask_id_cross_entropy``):
@@ -185,60 +185,48 @@ def _layer_names(num_relaxed: int) -> List[str]:
     return [f"aux_{i}" for i in range(num_relaxed)]
 
 
-def build_measure_fn(model, settings, layout):
+def build_measure_fn(model, loss):
     """tf.function(images, y_true) -> {(layer, variant): (fp [B], fn [B])}
-    plus ("counted", ""): [B] counted pixels per image."""
+    plus ("counted", ""): [B] counted pixels per image.
+
+    ``loss`` is the config's ``KMaXLoss``: its ``match`` gives the outputs,
+    the ground truth and the one matching of the final output that every
+    layer's loss terms share.
+    """
     import tensorflow as tf
 
     from remax_tf import common
-    from remax_tf.losses.matching import match_predictions
-    from remax_tf.losses.predictions import collect_outputs
-    from remax_tf.losses.targets import build_ground_truth
+    from remax_tf.losses.kmax_loss import flatten_pixels
     from remax_tf.model.remask import ReMask
 
-    num_relaxed = settings.num_relaxed_stages
+    num_relaxed = loss.settings.num_relaxed_stages
     remask = {a: ReMask(activation=a, stop_gradient=True) for a in ACTIVATIONS}
 
     @tf.function
     def measure(images, y_true):
         predictions = model(images, training=True)
-        outputs = collect_outputs(
-            predictions,
-            layout,
-            num_auxiliary_outputs=settings.num_auxiliary_outputs,
-            num_relaxed_stages=num_relaxed,
-            needs_semantic_logits=False,
-            needs_relaxed_mask_logits=False,  # relaxed here with both activations
-            needs_remax_semantic_logits=True,
-            needs_pixel_feature=False,
-        )
-        final = outputs[0]
-        logits = final[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY]
-        batch = tf.shape(logits)[0]
-        height, width, num_slots = logits.shape[1:]
-
-        def flat(tensor):
-            return tf.reshape(tensor, [batch, height * width, tensor.shape[-1]])
-
-        gt = build_ground_truth(y_true, (height, width), layout)
-        # One matching on the final output, shared by every layer (KMaXLoss).
-        matching = match_predictions(
-            gt, flat(logits), final[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY]
-        )
+        outputs, gt, matching = loss.match(y_true, predictions)
+        logits = flatten_pixels(outputs[0][common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY])
         targets = matching.slot_pixel_targets
         weights = counted_pixels(gt.pixel_non_void, targets)
         result = {("counted", ""): tf.reduce_sum(weights, axis=1)}
         for activation in ACTIVATIONS:
             result[(FINAL_LAYER, f"{activation}_remask_off")] = per_image_fp_fn(
-                flat(logits), targets, weights, activation
+                logits, targets, weights, activation
             )
+        auxiliary = predictions[common.PRED_AUXILIARY_OUTPUTS]
         for index, name in enumerate(_layer_names(num_relaxed)):
             output = outputs[index + 1]
-            m_pan = flat(output[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY])
-            m_sem = flat(output[common.PRED_REMAX_SEMANTIC_LOGITS_KEY])
+            m_pan = flatten_pixels(output[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY])
+            m_sem = flatten_pixels(
+                tf.cast(
+                    auxiliary[index][common.PRED_REMAX_SEMANTIC_LOGITS_KEY], tf.float32
+                )
+            )
             class_logits = output[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY]
             for activation in ACTIVATIONS:
-                # Eq. (1)-(2) of ReMaX, as the model's ReMask layer applies them.
+                # Eq. (1)-(2) of ReMaX with either activation, as the model's
+                # ReMask layer applies them with the configured one.
                 relaxed = remask[activation](
                     [m_pan, m_sem, class_logits], training=True
                 )
@@ -498,8 +486,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
 
     from remax_tf.config.resolved import resolve_kmax_settings
     from remax_tf.data import datasets
-    from remax_tf.losses import loss_settings_from_config
-    from remax_tf.losses.targets import ClassLayout
+    from remax_tf.losses import build_loss
     from remax_tf.model.checkpoint_restore import restore_items
     from remax_tf.training.train_lib import build_keras_model
 
@@ -510,7 +497,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
     config = _load_config(args.config_file, overrides, args.data_dir)
     _check_data(config)
     descriptor = datasets.get_dataset_descriptor(config.train_dataset_options.dataset)
-    settings = loss_settings_from_config(config, descriptor)
+    loss = build_loss(config, descriptor)
+    settings = loss.settings
     if settings.num_relaxed_stages == 0 or settings.remax.use_ground_truth_semantic:
         raise SystemExit(
             f"{args.config_file}: ReMask is off (no model_options.remax block, "
@@ -518,7 +506,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
             "ReMaX semantic heads to relax with. Fix: use a ReMaX config such as "
             "configs/demo/shapes_remax.textproto."
         )
-    layout = ClassLayout.from_descriptor(descriptor)
     batch_size = args.batch_size or config.train_dataset_options.batch_size
 
     checkpoints: Dict[str, Optional[str]] = {}
@@ -537,7 +524,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
     tf_keras.utils.set_random_seed(args.seed)
     crop = list(config.train_dataset_options.crop_size)
     model = build_keras_model(config, descriptor, crop, training=True)
-    measure = build_measure_fn(model, settings, layout)
+    measure = build_measure_fn(model, loss)
     batches = measurement_batches(config, args.num_images, batch_size)
     relaxed_layers = _layer_names(settings.num_relaxed_stages)
 

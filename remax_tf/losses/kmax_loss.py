@@ -36,6 +36,7 @@ import dataclasses
 from typing import Dict
 from typing import List
 from typing import Mapping
+from typing import NamedTuple
 from typing import Tuple
 
 import tensorflow as tf
@@ -46,6 +47,7 @@ from remax_tf.losses import instance_discrimination
 from remax_tf.losses import mask_id
 from remax_tf.losses import pq_style
 from remax_tf.losses import semantic
+from remax_tf.losses.matching import Matching
 from remax_tf.losses.matching import match_predictions
 from remax_tf.losses.predictions import collect_outputs
 from remax_tf.losses.reclass import reclass_targets
@@ -66,6 +68,23 @@ AUXILIARY_PREFIX = "aux_"
 def auxiliary_loss_key(index: int, term: str) -> str:
     """Loss-dict key of ``term`` for auxiliary output ``index`` (0-based)."""
     return f"{AUXILIARY_PREFIX}{index}{term}"
+
+
+def flatten_pixels(tensor: tf.Tensor) -> tf.Tensor:
+    """[B, h, w, C] -> [B, h * w, C] (static h, w and C), as the losses read."""
+    height, width, channels = tensor.shape[1:]
+    return tf.reshape(tensor, [tf.shape(tensor)[0], height * width, channels])
+
+
+class MatchedPrediction(NamedTuple):
+    """What every output's loss terms share (steps 1-2 of the objective)."""
+
+    # [final, aux_0, aux_1, ...] as ``collect_outputs`` returns them (float32).
+    outputs: List[Dict[str, tf.Tensor]]
+    # The ground truth at the mask-logit resolution.
+    ground_truth: GroundTruth
+    # The Hungarian matching of the final prediction, used by every output.
+    matching: Matching
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,31 +191,12 @@ class KMaXLoss:
         self, y_true: Mapping[str, tf.Tensor], y_pred: Mapping[str, tf.Tensor]
     ) -> Dict[str, tf.Tensor]:
         s = self.settings
-        outputs = collect_outputs(
-            y_pred,
-            self.layout,
-            num_auxiliary_outputs=s.num_auxiliary_outputs,
-            num_relaxed_stages=s.num_relaxed_stages,
-            needs_semantic_logits=bool(s.semantic_weight),
-            needs_relaxed_mask_logits=s.remax.builds_semantic_heads,
-            needs_remax_semantic_logits=s.has_remax_semantic_loss,
-            needs_pixel_feature=bool(s.instance_discrimination_weight),
-        )
-        final = outputs[0]
-        mask_logits = final[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY]
-        batch = tf.shape(mask_logits)[0]
-        height, width = mask_logits.shape[1:3]
-        num_pixels = height * width
-        gt = build_ground_truth(y_true, (height, width), self.layout)
-
-        def flat(tensor):
-            return tf.reshape(tensor, [batch, num_pixels, tensor.shape[-1]])
-
         needs_matching = bool(s.pq_style_weight or s.mask_id_weight)
         if needs_matching:
-            final_logits = flat(mask_logits)
-            final_class = final[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY]
-            matching = match_predictions(gt, final_logits, final_class)
+            outputs, gt, matching = self.match(y_true, y_pred)
+            final_logits = flatten_pixels(
+                outputs[0][common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY]
+            )
             # Shared by all outputs, from the final prediction (DeepLab2).
             void_ratio = pq_style.void_overlap_ratio(
                 tf.nn.softmax(final_logits, axis=-1), gt.pixel_non_void
@@ -205,6 +205,9 @@ class KMaXLoss:
                 matching.slot_matched, matching.matched_mask_dice, void_ratio
             )
             valid_pixels = tf.reduce_sum(gt.pixel_mask_one_hot, axis=-1)
+        else:
+            outputs, gt = self._outputs_and_ground_truth(y_true, y_pred)
+        final = outputs[0]
 
         losses: Dict[str, tf.Tensor] = {}
         for index, output in enumerate(outputs):
@@ -212,7 +215,7 @@ class KMaXLoss:
             def key(term, index=index):
                 return term if index == 0 else auxiliary_loss_key(index - 1, term)
 
-            m_pan = flat(output[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY])
+            m_pan = flatten_pixels(output[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY])
             class_logits = output[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY]
             relaxed = 0 < index <= s.num_relaxed_stages
             m_loss = m_pan
@@ -259,7 +262,9 @@ class KMaXLoss:
                     )
                 )
             if s.instance_discrimination_weight:
-                feature = flat(output[common.PRED_PIXEL_SPACE_NORMALIZED_FEATURE_KEY])
+                feature = flatten_pixels(
+                    output[common.PRED_PIXEL_SPACE_NORMALIZED_FEATURE_KEY]
+                )
                 losses[key(common.INSTANCE_DISCRIMINATION_LOSS)] = (
                     s.instance_discrimination_weight
                     * self._instance_discrimination(feature, gt)
@@ -279,6 +284,38 @@ class KMaXLoss:
         result = {name: tf.reduce_mean(losses[name]) for name in self.loss_names[:-1]}
         result[common.TOTAL_LOSS] = tf.add_n(list(result.values()))
         return result
+
+    def match(
+        self, y_true: Mapping[str, tf.Tensor], y_pred: Mapping[str, tf.Tensor]
+    ) -> MatchedPrediction:
+        """The outputs the loss reads, the ground truth and the matching of the
+        final prediction, as ``__call__`` computes them before any loss term
+        (for analyses of the loss terms, e.g. ``benchmarks/fp_fn_ratio.py``)."""
+        outputs, gt = self._outputs_and_ground_truth(y_true, y_pred)
+        final = outputs[0]
+        matching = match_predictions(
+            gt,
+            flatten_pixels(final[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY]),
+            final[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY],
+        )
+        return MatchedPrediction(outputs, gt, matching)
+
+    def _outputs_and_ground_truth(
+        self, y_true: Mapping[str, tf.Tensor], y_pred: Mapping[str, tf.Tensor]
+    ) -> Tuple[List[Dict[str, tf.Tensor]], GroundTruth]:
+        s = self.settings
+        outputs = collect_outputs(
+            y_pred,
+            self.layout,
+            num_auxiliary_outputs=s.num_auxiliary_outputs,
+            num_relaxed_stages=s.num_relaxed_stages,
+            needs_semantic_logits=bool(s.semantic_weight),
+            needs_relaxed_mask_logits=s.remax.builds_semantic_heads,
+            needs_remax_semantic_logits=s.has_remax_semantic_loss,
+            needs_pixel_feature=bool(s.instance_discrimination_weight),
+        )
+        height, width = outputs[0][common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY].shape[1:3]
+        return outputs, build_ground_truth(y_true, (height, width), self.layout)
 
     def _relaxed_logits(
         self, output, m_pan, class_logits, gt: GroundTruth
