@@ -73,6 +73,11 @@ from typing import Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from remax_tf.benchmarking.seed_statistics import difference  # noqa: E402
+from remax_tf.benchmarking.seed_statistics import difference_cell  # noqa: E402
+from remax_tf.benchmarking.seed_statistics import finite_json  # noqa: E402
+from remax_tf.benchmarking.seed_statistics import mean_std  # noqa: E402
+from remax_tf.benchmarking.seed_statistics import mean_std_cell  # noqa: E402
 from remax_tf.config.small_crop import crop_overrides  # noqa: E402
 from remax_tf.data import shapes  # noqa: E402  (numpy and PIL only)
 
@@ -721,16 +726,6 @@ def run_jobs(
 METRICS = ("pq", "pq_things", "pq_stuff", "pq_things_class_agnostic")
 
 
-def mean_std(values: Sequence[float]) -> Tuple[float, float]:
-    """Mean and sample standard deviation (n - 1); std is NaN for one value,
-    both NaN for none."""
-    if not values:
-        return math.nan, math.nan
-    mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else math.nan
-    return mean, std
-
-
 def _row_metrics(row: Row, run: dict) -> Optional[Dict[str, float]]:
     if run["final"] is None:
         return None
@@ -813,12 +808,6 @@ def curves(
     return out
 
 
-def _cell(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "–"
-    return f"{mean:.1f}" if math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
-
-
 def format_tables(table: Sequence[dict], curve: Dict[str, dict]) -> str:
     titles = GROUP_TITLES
     lines: List[str] = []
@@ -837,10 +826,10 @@ def format_tables(table: Sequence[dict], curve: Dict[str, dict]) -> str:
             )
             lines.append(
                 f"| {e['label']} | {e['paper'] or '–'} | "
-                f"{_cell(e['pq'], e['pq_std'])} | "
-                f"{_cell(e['pq_things'], e['pq_things_std'])} | "
-                f"{_cell(e['pq_stuff'], e['pq_stuff_std'])} | "
-                f"{_cell(e['pq_things_class_agnostic'], e['pq_things_class_agnostic_std'])} | "
+                f"{mean_std_cell(e['pq'], e['pq_std'])} | "
+                f"{mean_std_cell(e['pq_things'], e['pq_things_std'])} | "
+                f"{mean_std_cell(e['pq_stuff'], e['pq_stuff_std'])} | "
+                f"{mean_std_cell(e['pq_things_class_agnostic'], e['pq_things_class_agnostic_std'])} | "
                 f"{diverged} / {e['seeds']} |"
             )
         lines.append("")
@@ -860,13 +849,13 @@ def format_tables(table: Sequence[dict], curve: Dict[str, dict]) -> str:
         ]
         for i, step in enumerate(steps):
             cells = [
-                _cell(curve[n][m][i], curve[n][f"{m}_std"][i])
+                mean_std_cell(curve[n][m][i], curve[n][f"{m}_std"][i])
                 for m in ("pq", "pq_things")
                 for n in names
             ]
             if both:
                 cells += [
-                    _gap_cell(curve["remax"], curve["kmax"], m, i)
+                    difference_cell(*gap(curve["remax"], curve["kmax"], m, i))
                     for m in ("pq", "pq_things")
                 ]
             lines.append(f"| {step} | " + " | ".join(cells) + " |")
@@ -875,22 +864,14 @@ def format_tables(table: Sequence[dict], curve: Dict[str, dict]) -> str:
 
 
 def gap(a: dict, b: dict, metric: str, i: int) -> Tuple[float, float]:
-    """Mean of ``a`` minus mean of ``b`` at curve point ``i`` and the standard
-    error of that difference, sqrt(sa^2 / na + sb^2 / nb) (NaN with < 2
-    seeds on either side)."""
-    diff = a[metric][i] - b[metric][i]
-    sa, sb = a[f"{metric}_std"][i], b[f"{metric}_std"][i]
-    na, nb = a["seeds"][i], b["seeds"][i]
-    if math.isnan(sa) or math.isnan(sb) or not na or not nb:
-        return diff, math.nan
-    return diff, math.sqrt(sa * sa / na + sb * sb / nb)
+    """Mean of curve ``a`` minus mean of curve ``b`` at point ``i`` and the
+    standard error of that difference (``seed_statistics.difference``: NaN
+    with < 2 seeds on either side)."""
 
+    def point(c: dict) -> Tuple[float, float, int]:
+        return c[metric][i], c[f"{metric}_std"][i], c["seeds"][i]
 
-def _gap_cell(a: dict, b: dict, metric: str, i: int) -> str:
-    diff, error = gap(a, b, metric, i)
-    if math.isnan(diff):
-        return "–"
-    return f"{diff:+.1f}" if math.isnan(error) else f"{diff:+.1f} ± {error:.1f} (s.e.)"
+    return difference(point(a), point(b))
 
 
 def plot_convergence(curve: Dict[str, dict], path: str) -> None:
@@ -981,17 +962,6 @@ def plot_learning_rate(runs: Sequence[dict], steps: int, path: str) -> None:
 
 
 # ---------------------------------------------------------------------------
-def _finite(value):
-    """``value`` with NaN floats replaced by None (strict JSON)."""
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def build_backbone(data_dir: str, pretrain_steps: int) -> Dict[str, object]:
     """Pre-trains (once, cached) the backbone every run starts from; returns
     its record (checkpoint, validation accuracy, seconds)."""
@@ -1136,7 +1106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ],
     )
     write_json_atomic(
-        os.path.join(args.output_dir, "results.json"), _finite(results), indent=1
+        os.path.join(args.output_dir, "results.json"), finite_json(results), indent=1
     )
     with open(os.path.join(args.output_dir, "table.md"), "w") as f:
         f.write(text + "\n")
@@ -1150,7 +1120,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"[ablation] wall time {wall / 60:.1f} min; outputs in {args.output_dir}")
     print(
         json.dumps(
-            _finite(
+            finite_json(
                 {
                     "wall_minutes": round(wall / 60, 1),
                     "steps": settings.steps,

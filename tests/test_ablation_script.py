@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from remax_tf.benchmarking.seed_statistics import mean_std
+
 DATA_DIR = "/tmp/ablation_test/data/shapes_v2_ablation"
 
 
@@ -255,8 +257,8 @@ def test_aggregate_mean_and_sample_std_over_finished_seeds(ablation):
     )
     assert "seed 1 @ step 17 / 3 |" in text
     # One value: no std; none: no mean.
-    assert math.isnan(ablation.mean_std([1.0])[1])
-    assert all(math.isnan(v) for v in ablation.mean_std([]))
+    assert math.isnan(mean_std([1.0])[1])
+    assert all(math.isnan(v) for v in mean_std([]))
 
 
 def test_curves_average_each_schedule_over_seeds(ablation):

@@ -1,7 +1,6 @@
 """SavedModel export: parity with the evaluation path, loaded by a process
 that has only TensorFlow (no remax_tf), and nothing training-only inside."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from remax_tf import common
+from remax_tf.benchmarking.macs import op_macs
 from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 
 # Runs in a fresh interpreter: plain TensorFlow, as on a serving machine.
@@ -115,21 +115,11 @@ def test_only_inference_variables(served, demo_model):
     assert not [n for n in info["names"] if "remax_semantic_head" in n]
 
 
-def _model_stats(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        "model_stats", repo_root / "benchmarks" / "model_stats.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_serving_graph_has_the_inference_flops(repo_root, demo_model):
+def test_serving_graph_has_the_inference_flops(demo_model):
     """Multiply-adds of the exported graph = those of the Keras inference
     forward (post-processing adds no conv / matmul / einsum)."""
     from remax_tf.export.saved_model import build_serving_module
 
-    stats = _model_stats(repo_root)
     config, model = demo_model
     crop = (65, 65)
     serving = build_serving_module(config, model).fixed_size_function(crop)
@@ -139,7 +129,7 @@ def test_serving_graph_has_the_inference_flops(repo_root, demo_model):
         return model(images, training=False)
 
     def macs(graph):
-        return sum(stats.op_macs(op) for op in graph.get_operations())
+        return sum(op_macs(op) for op in graph.get_operations())
 
     expected = macs(forward.get_concrete_function().graph)
     assert expected > 0

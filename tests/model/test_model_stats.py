@@ -1,22 +1,12 @@
-"""The multiply-accumulate counter of benchmarks/model_stats.py."""
+"""The multiply-accumulate counter of benchmarks/model_stats.py
+(remax_tf.benchmarking.macs)."""
 
-import importlib.util
-
-import pytest
 import tensorflow as tf
 
-
-@pytest.fixture(scope="module")
-def model_stats(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        "model_stats", repo_root / "benchmarks" / "model_stats.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from remax_tf.benchmarking.macs import count_macs
 
 
-def test_counts_each_linear_op_by_hand(model_stats):
+def test_counts_each_linear_op_by_hand():
     conv = tf.random.normal([3, 3, 4, 8])
     depthwise = tf.random.normal([5, 5, 8, 1])
     dense = tf.random.normal([8, 6])
@@ -35,7 +25,7 @@ def test_counts_each_linear_op_by_hand(model_stats):
                 att = tf.matmul(q, q, transpose_b=True)  # [2, 25, 25], inner 6
                 return tf.nn.relu(att) + tf.reduce_sum(m)
 
-    macs = model_stats.count_macs(forward.get_concrete_function().graph, "root")
+    macs = count_macs(forward.get_concrete_function().graph, "root")
     conv_macs = 2 * 5 * 5 * 8 * (3 * 3 * 4)
     depthwise_macs = 2 * 5 * 5 * 8 * 25
     einsum_macs = 2 * 5 * 5 * 8 * 6
