@@ -104,122 +104,126 @@ class _ConvBNActBase(tf_keras.layers.Layer):
         return config
 
 
+class _StridedConvBNAct(_ConvBNActBase):
+    """A k x k convolution with DeepLab2's padding, then BN and activation.
+
+    Keyword args (all subclasses): ``strides`` (1), ``atrous_rate`` (1),
+    ``use_bias`` (False), ``use_bn`` (True), ``bn_gamma_initializer``
+    ("ones"), ``activation`` ("none"), ``bn_config`` (None). A subclass creates
+    its convolution from :meth:`_conv_options` under its own attribute name
+    (the checkpoint path: ``_conv``, ``_depthwise_conv``) and applies it in
+    :meth:`_convolve`.
+    """
+
+    def __init__(
+        self,
+        kernel_size: int,
+        *,
+        strides: int = 1,
+        atrous_rate: int = 1,
+        use_bias: bool = False,
+        use_bn: bool = True,
+        bn_gamma_initializer: Any = "ones",
+        activation: str = "none",
+        bn_config: BNConfig = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            use_bn=use_bn,
+            use_bias=use_bias,
+            activation=activation,
+            bn_gamma_initializer=bn_gamma_initializer,
+            bn_config=bn_config,
+            **kwargs,
+        )
+        self.kernel_size = int(kernel_size)
+        self.strides = int(strides)
+        self.atrous_rate = int(atrous_rate)
+        self._pad, self._padding = deeplab2_same_padding(
+            self.kernel_size, self.strides, self.atrous_rate
+        )
+
+    def _conv_options(self) -> Dict[str, Any]:
+        return dict(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self._padding,
+            dilation_rate=self.atrous_rate,
+            use_bias=self.use_bias,
+        )
+
+    def _convolve(self, x: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def call(self, inputs: tf.Tensor, training=None) -> tf.Tensor:
+        x = inputs if self._pad is None else self._pad(inputs)
+        return self._finish(self._convolve(x), training)
+
+    def _base_config(self) -> Dict[str, Any]:
+        config = super()._base_config()
+        config.update(
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            atrous_rate=self.atrous_rate,
+        )
+        return config
+
+
 @tf_keras.utils.register_keras_serializable(package="remax_tf")
-class Conv2DBNAct(_ConvBNActBase):
-    """Conv2D (DeepLab2 ``Conv2DSame`` padding), optional BN, activation."""
+class Conv2DBNAct(_StridedConvBNAct):
+    """Conv2D (DeepLab2 ``Conv2DSame`` padding), optional BN, activation.
+
+    ``filters``, ``kernel_size``, ``kernel_initializer`` (He normal) and the
+    keyword args of :class:`_StridedConvBNAct`.
+    """
 
     def __init__(
         self,
         filters: int,
         kernel_size: int,
         *,
-        strides: int = 1,
-        atrous_rate: int = 1,
-        use_bias: bool = False,
-        use_bn: bool = True,
-        bn_gamma_initializer: Any = "ones",
-        activation: str = "none",
         kernel_initializer: Any = DEFAULT_KERNEL_INITIALIZER,
-        bn_config: BNConfig = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            use_bn=use_bn,
-            use_bias=use_bias,
-            activation=activation,
-            bn_gamma_initializer=bn_gamma_initializer,
-            bn_config=bn_config,
-            **kwargs,
-        )
+        super().__init__(kernel_size, **kwargs)
         self.filters = int(filters)
-        self.kernel_size = int(kernel_size)
-        self.strides = int(strides)
-        self.atrous_rate = int(atrous_rate)
         self.kernel_initializer = serialize_initializer(kernel_initializer)
-        self._pad, padding = deeplab2_same_padding(
-            self.kernel_size, self.strides, self.atrous_rate
-        )
         self._conv = tf_keras.layers.Conv2D(
             self.filters,
-            self.kernel_size,
-            strides=self.strides,
-            padding=padding,
-            dilation_rate=self.atrous_rate,
-            use_bias=use_bias,
             kernel_initializer=tf_keras.initializers.get(kernel_initializer),
             name="conv",
+            **self._conv_options(),
         )
 
-    def call(self, inputs: tf.Tensor, training=None) -> tf.Tensor:
-        x = inputs if self._pad is None else self._pad(inputs)
-        return self._finish(self._conv(x), training)
+    def _convolve(self, x: tf.Tensor) -> tf.Tensor:
+        return self._conv(x)
 
     def get_config(self) -> Dict[str, Any]:
         config = self._base_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            atrous_rate=self.atrous_rate,
-            kernel_initializer=self.kernel_initializer,
-        )
+        config.update(filters=self.filters, kernel_initializer=self.kernel_initializer)
         return config
 
 
 @tf_keras.utils.register_keras_serializable(package="remax_tf")
-class DepthwiseConv2DBNAct(_ConvBNActBase):
-    """DepthwiseConv2D (DeepLab2 padding), optional BN, activation."""
+class DepthwiseConv2DBNAct(_StridedConvBNAct):
+    """DepthwiseConv2D (DeepLab2 padding), optional BN, activation.
 
-    def __init__(
-        self,
-        kernel_size: int,
-        *,
-        strides: int = 1,
-        atrous_rate: int = 1,
-        use_bias: bool = False,
-        use_bn: bool = True,
-        bn_gamma_initializer: Any = "ones",
-        activation: str = "none",
-        bn_config: BNConfig = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(
-            use_bn=use_bn,
-            use_bias=use_bias,
-            activation=activation,
-            bn_gamma_initializer=bn_gamma_initializer,
-            bn_config=bn_config,
-            **kwargs,
-        )
-        self.kernel_size = int(kernel_size)
-        self.strides = int(strides)
-        self.atrous_rate = int(atrous_rate)
-        self._pad, padding = deeplab2_same_padding(
-            self.kernel_size, self.strides, self.atrous_rate
-        )
+    ``kernel_size`` and the keyword args of :class:`_StridedConvBNAct`.
+    """
+
+    def __init__(self, kernel_size: int, **kwargs: Any) -> None:
+        super().__init__(kernel_size, **kwargs)
         # DeepLab2 DepthwiseConv2DSame keeps Keras' default (glorot_uniform)
         # depthwise initializer.
         self._depthwise_conv = tf_keras.layers.DepthwiseConv2D(
-            self.kernel_size,
-            strides=self.strides,
-            padding=padding,
-            dilation_rate=self.atrous_rate,
-            use_bias=use_bias,
-            name="depthwise_conv",
+            name="depthwise_conv", **self._conv_options()
         )
 
-    def call(self, inputs: tf.Tensor, training=None) -> tf.Tensor:
-        x = inputs if self._pad is None else self._pad(inputs)
-        return self._finish(self._depthwise_conv(x), training)
+    def _convolve(self, x: tf.Tensor) -> tf.Tensor:
+        return self._depthwise_conv(x)
 
     def get_config(self) -> Dict[str, Any]:
-        config = self._base_config()
-        config.update(
-            kernel_size=self.kernel_size,
-            strides=self.strides,
-            atrous_rate=self.atrous_rate,
-        )
-        return config
+        return self._base_config()
 
 
 @tf_keras.utils.register_keras_serializable(package="remax_tf")

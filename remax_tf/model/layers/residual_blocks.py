@@ -40,7 +40,10 @@ ATTENTION_BOTTLENECK_EXPANSION = 2
 
 
 class _ResidualBlock(tf_keras.layers.Layer):
-    """Shared structure; subclasses create ``_branch_layers`` and ``_branch``."""
+    """Shared structure; a subclass creates its branch with
+    :meth:`_reduce_conv`, its middle layer and :meth:`_expand_conv` (in that
+    order: the order of the variables) and applies the middle in
+    :meth:`_middle`."""
 
     def __init__(
         self,
@@ -78,8 +81,33 @@ class _ResidualBlock(tf_keras.layers.Layer):
             )
         super().build(input_shape)
 
-    def _branch(self, activated: tf.Tensor, training) -> tf.Tensor:
+    def _reduce_conv(self, channels: int) -> Conv2DBNAct:
+        """The branch's first layer: 1x1 conv + BN + activation."""
+        return Conv2DBNAct(
+            channels,
+            1,
+            activation=self.activation,
+            bn_config=self.bn_config,
+            name="conv1_bn_act",
+        )
+
+    def _expand_conv(self) -> Conv2DBNAct:
+        """The branch's last layer: 1x1 conv + BN to the output width, gamma
+        zero so the block starts as the identity."""
+        return Conv2DBNAct(
+            self._output_channels,
+            1,
+            bn_gamma_initializer="zeros",
+            bn_config=self.bn_config,
+            name="conv3_bn",
+        )
+
+    def _middle(self, x: tf.Tensor, training) -> tf.Tensor:
         raise NotImplementedError
+
+    def _branch(self, activated: tf.Tensor, training) -> tf.Tensor:
+        x = self._conv1_bn_act(activated, training=training)
+        return self._conv3_bn(self._middle(x, training), training=training)
 
     def call(self, inputs: tf.Tensor, training=None) -> tf.Tensor:
         activated = self._activation_fn(inputs)
@@ -113,31 +141,20 @@ class BottleneckBlock(_ResidualBlock):
     def __init__(self, filters: int, *, atrous_rate: int = 1, **kwargs: Any) -> None:
         super().__init__(filters, **kwargs)
         self.atrous_rate = int(atrous_rate)
-        common = dict(bn_config=self.bn_config)
-        self._conv1_bn_act = Conv2DBNAct(
-            self.filters, 1, activation=self.activation, name="conv1_bn_act", **common
-        )
+        self._conv1_bn_act = self._reduce_conv(self.filters)
         self._conv2_bn_act = Conv2DBNAct(
             self.filters,
             3,
             strides=self.strides,
             atrous_rate=self.atrous_rate,
             activation=self.activation,
+            bn_config=self.bn_config,
             name="conv2_bn_act",
-            **common,
         )
-        self._conv3_bn = Conv2DBNAct(
-            self._output_channels,
-            1,
-            bn_gamma_initializer="zeros",
-            name="conv3_bn",
-            **common,
-        )
+        self._conv3_bn = self._expand_conv()
 
-    def _branch(self, activated: tf.Tensor, training) -> tf.Tensor:
-        x = self._conv1_bn_act(activated, training=training)
-        x = self._conv2_bn_act(x, training=training)
-        return self._conv3_bn(x, training=training)
+    def _middle(self, x: tf.Tensor, training) -> tf.Tensor:
+        return self._conv2_bn_act(x, training=training)
 
     def get_config(self) -> Dict[str, Any]:
         config = super().get_config()
@@ -151,29 +168,19 @@ class AxialBlock(_ResidualBlock):
 
     def __init__(self, filters: int, **kwargs: Any) -> None:
         super().__init__(filters, **kwargs)
-        common = dict(bn_config=self.bn_config)
-        self._conv1_bn_act = Conv2DBNAct(
-            self.filters * ATTENTION_BOTTLENECK_EXPANSION,
-            1,
-            activation=self.activation,
-            name="conv1_bn_act",
-            **common,
+        self._conv1_bn_act = self._reduce_conv(
+            self.filters * ATTENTION_BOTTLENECK_EXPANSION
         )
         self._attention = AxialAttention2D(
-            self.filters, strides=self.strides, name="attention", **common
+            self.filters,
+            strides=self.strides,
+            bn_config=self.bn_config,
+            name="attention",
         )
-        self._conv3_bn = Conv2DBNAct(
-            self._output_channels,
-            1,
-            bn_gamma_initializer="zeros",
-            name="conv3_bn",
-            **common,
-        )
+        self._conv3_bn = self._expand_conv()
 
-    def _branch(self, activated: tf.Tensor, training) -> tf.Tensor:
-        x = self._conv1_bn_act(activated, training=training)
-        x = self._activation_fn(self._attention(x, training=training))
-        return self._conv3_bn(x, training=training)
+    def _middle(self, x: tf.Tensor, training) -> tf.Tensor:
+        return self._activation_fn(self._attention(x, training=training))
 
 
 RESIDUAL_BLOCKS = {"bottleneck": BottleneckBlock, "axial": AxialBlock}
