@@ -67,16 +67,8 @@ def list_items(ade20k_root: str, split: str) -> List[conversion.ImageItem]:
     )
 
 
-DATASET = conversion.PublicDataset(
-    list_items=list_items,
-    label_spec=label_spec,
-    splits=SPLITS,
-    default_splits=SPLITS,
-    num_shards=DEFAULT_NUM_SHARDS,
-)
-# convert(ade20k_root, output_dir, splits=None, ...):
-# conversion.PublicDataset.convert.
-convert = DATASET.convert
+DATASET = conversion.PublicDataset(list_items, label_spec, SPLITS, DEFAULT_NUM_SHARDS)
+convert = DATASET.convert  # (ade20k_root, output_dir, splits=None, ...)
 
 
 if __name__ == "__main__":

@@ -93,15 +93,13 @@ def list_items(
 
 
 DATASET = conversion.PublicDataset(
-    list_items=list_items,
-    label_spec=label_spec,
-    splits=SPLITS,
+    list_items,
+    label_spec,
+    SPLITS,
+    DEFAULT_NUM_SHARDS,
     default_splits=("train", "val", "test"),
-    num_shards=DEFAULT_NUM_SHARDS,
 )
-# convert(cityscapes_root, output_dir, splits=None, ..., image_pattern=None):
-# conversion.PublicDataset.convert.
-convert = DATASET.convert
+convert = DATASET.convert  # (cityscapes_root, output_dir, splits=None, ...)
 
 
 if __name__ == "__main__":

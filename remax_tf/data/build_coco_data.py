@@ -62,16 +62,8 @@ def list_items(coco_root: str, split: str) -> List[conversion.ImageItem]:
     )
 
 
-DATASET = conversion.PublicDataset(
-    list_items=list_items,
-    label_spec=label_spec,
-    splits=SPLITS,
-    default_splits=SPLITS,
-    num_shards=DEFAULT_NUM_SHARDS,
-)
-# convert(coco_root, output_dir, splits=None, ...):
-# conversion.PublicDataset.convert.
-convert = DATASET.convert
+DATASET = conversion.PublicDataset(list_items, label_spec, SPLITS, DEFAULT_NUM_SHARDS)
+convert = DATASET.convert  # (coco_root, output_dir, splits=None, ...)
 
 
 if __name__ == "__main__":

@@ -655,16 +655,17 @@ class PublicDataset:
       list_items: ``list_items(root, split, **layout)``, the split's items.
       label_spec: ``label_spec(treat_crowd_as_ignore)``, the dataset's labels.
       splits: The splits the converter knows.
-      default_splits: The splits converted when none are requested.
       num_shards: Shards per split unless requested (DeepLab2's
         ``_NUM_SHARDS`` of the dataset).
+      default_splits: The splits converted when none are requested
+        (default: all of ``splits``).
     """
 
     list_items: Callable[..., List[ImageItem]]
     label_spec: Callable[[bool], LabelSpec]
     splits: Tuple[str, ...]
-    default_splits: Tuple[str, ...]
     num_shards: int
+    default_splits: Optional[Tuple[str, ...]] = None
 
     def convert(
         self,
@@ -685,7 +686,7 @@ class PublicDataset:
             lambda split: self.list_items(root, split, **layout),
             self.label_spec(treat_crowd_as_ignore),
             output_dir,
-            resolve_splits(splits or self.default_splits, self.splits),
+            resolve_splits(splits or self.default_splits or self.splits, self.splits),
             num_shards or self.num_shards,
             on_error,
             num_workers,

@@ -53,16 +53,21 @@ def deeplab2_same_padding(
 
 
 class _ConvBNActBase(tf_keras.layers.Layer):
-    """Shared tail: optional BN and activation after a convolution."""
+    """Shared tail: optional BN and activation after a convolution.
+
+    Keyword args of every conv + BN + act layer: ``use_bias`` (False),
+    ``use_bn`` (True), ``bn_gamma_initializer`` ("ones"), ``activation``
+    ("none"), ``bn_config`` (None).
+    """
 
     def __init__(
         self,
         *,
-        use_bn: bool,
-        use_bias: bool,
-        activation: str,
-        bn_gamma_initializer: Any,
-        bn_config: BNConfig,
+        use_bias: bool = False,
+        use_bn: bool = True,
+        bn_gamma_initializer: Any = "ones",
+        activation: str = "none",
+        bn_config: BNConfig = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -107,9 +112,8 @@ class _ConvBNActBase(tf_keras.layers.Layer):
 class _StridedConvBNAct(_ConvBNActBase):
     """A k x k convolution with DeepLab2's padding, then BN and activation.
 
-    Keyword args (all subclasses): ``strides`` (1), ``atrous_rate`` (1),
-    ``use_bias`` (False), ``use_bn`` (True), ``bn_gamma_initializer``
-    ("ones"), ``activation`` ("none"), ``bn_config`` (None). A subclass creates
+    Keyword args: ``strides`` (1), ``atrous_rate`` (1) and those of
+    :class:`_ConvBNActBase`. A subclass creates
     its convolution from :meth:`_conv_options` under its own attribute name
     (the checkpoint path: ``_conv``, ``_depthwise_conv``) and applies it in
     :meth:`_convolve`.
@@ -121,21 +125,9 @@ class _StridedConvBNAct(_ConvBNActBase):
         *,
         strides: int = 1,
         atrous_rate: int = 1,
-        use_bias: bool = False,
-        use_bn: bool = True,
-        bn_gamma_initializer: Any = "ones",
-        activation: str = "none",
-        bn_config: BNConfig = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            use_bn=use_bn,
-            use_bias=use_bias,
-            activation=activation,
-            bn_gamma_initializer=bn_gamma_initializer,
-            bn_config=bn_config,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.kernel_size = int(kernel_size)
         self.strides = int(strides)
         self.atrous_rate = int(atrous_rate)
@@ -287,34 +279,24 @@ class Conv1DBNAct(_ConvBNActBase):
     """A 1x1 convolution over [B, L, C] tokens, optional BN, activation.
 
     DeepLab2 ``Conv1D`` (used by every transformer-decoder projection).
+    ``filters``, ``kernel_initializer`` (He normal) and the keyword args of
+    :class:`_ConvBNActBase`.
     """
 
     def __init__(
         self,
         filters: int,
         *,
-        use_bias: bool = False,
-        use_bn: bool = True,
-        bn_gamma_initializer: Any = "ones",
-        activation: str = "none",
         kernel_initializer: Any = DEFAULT_KERNEL_INITIALIZER,
-        bn_config: BNConfig = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            use_bn=use_bn,
-            use_bias=use_bias,
-            activation=activation,
-            bn_gamma_initializer=bn_gamma_initializer,
-            bn_config=bn_config,
-            **kwargs,
-        )
+        super().__init__(**kwargs)
         self.filters = int(filters)
         self.kernel_initializer = serialize_initializer(kernel_initializer)
         self._conv = tf_keras.layers.Conv1D(
             self.filters,
             1,
-            use_bias=use_bias,
+            use_bias=self.use_bias,
             kernel_initializer=tf_keras.initializers.get(kernel_initializer),
             name="conv",
         )
