@@ -7,6 +7,9 @@ import pathlib
 
 import pytest
 
+from remax_tf.data import build_cityscapes_data
+from remax_tf.data import build_coco_data
+
 
 def make_coco_tree(sample: pathlib.Path, root: pathlib.Path, split: str = "val"):
     """COCO layout (R/{split}2017, R/annotations/...) from the sample,
@@ -42,19 +45,31 @@ def coco_tree(coco_sample, tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="session")
 def coco_records(coco_tree, tmp_path_factory) -> pathlib.Path:
     """COCO sample converted (val split, default shard count -> 2 shards)."""
-    from remax_tf.data import build_coco_data
-
     out = tmp_path_factory.mktemp("coco_tfrecord")
     build_coco_data.convert(str(coco_tree), str(out), splits=["val"], progress=False)
     return out
 
 
-@pytest.fixture(scope="session")
-def cityscapes_records(cityscapes_sample, tmp_path_factory) -> pathlib.Path:
-    from remax_tf.data import build_cityscapes_data
-
-    out = tmp_path_factory.mktemp("cityscapes_tfrecord")
+def _convert_cityscapes(sample, out, treat_crowd_as_ignore):
     build_cityscapes_data.convert(
-        str(cityscapes_sample), str(out), splits=["dummy"], progress=False
+        str(sample),
+        str(out),
+        splits=["dummy"],
+        treat_crowd_as_ignore=treat_crowd_as_ignore,
+        progress=False,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def cityscapes_records(cityscapes_sample, tmp_path_factory) -> pathlib.Path:
+    """The Cityscapes sample converted, crowd void (DeepLab2's default)."""
+    out = tmp_path_factory.mktemp("cityscapes_tfrecord")
+    return _convert_cityscapes(cityscapes_sample, out, treat_crowd_as_ignore=True)
+
+
+@pytest.fixture(scope="session")
+def cityscapes_crowd_records(cityscapes_sample, tmp_path_factory) -> pathlib.Path:
+    """The Cityscapes sample converted with crowd kept (class, instance 0)."""
+    out = tmp_path_factory.mktemp("cityscapes_crowd_tfrecord")
+    return _convert_cityscapes(cityscapes_sample, out, treat_crowd_as_ignore=False)

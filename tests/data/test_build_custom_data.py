@@ -4,15 +4,18 @@ TFRecords plus a descriptor a config can name by path."""
 import json
 
 from absl import flags
+from google.protobuf import text_format
 import numpy as np
 from PIL import Image
 import pytest
 
 from remax_tf import common
 from remax_tf.data import build_custom_data
+from remax_tf.data import build_dataset
 from remax_tf.data import conversion
 from remax_tf.data import datasets
 from remax_tf.data import tfrecord
+from remax_tf.protos import dataset_pb2
 
 # Stuff listed first: semantic ids follow the categories' order, not their ids.
 CATEGORIES = [
@@ -104,10 +107,6 @@ def test_labels_use_the_new_ids(converted):
 
 
 def test_a_config_can_point_at_the_descriptor(converted):
-    from google.protobuf import text_format
-
-    from remax_tf.data import build_dataset
-    from remax_tf.protos import dataset_pb2
 
     _, out, _, descriptor_path = converted
     options = text_format.Parse(

@@ -8,8 +8,9 @@ import os
 import numpy as np
 from PIL import Image
 import pytest
+import tensorflow as tf
 
-from remax_tf.data import build_cityscapes_data
+from remax_tf.data import build_ade20k_data
 from remax_tf.data import build_coco_data
 from remax_tf.data import conversion
 from remax_tf.data import datasets
@@ -91,7 +92,6 @@ def test_coco_round_trip_is_exact(coco_records, coco_sample):
 
 
 def test_coco_encoded_image_is_the_original_jpeg(coco_records, coco_sample):
-    import tensorflow as tf
 
     for raw in tf.data.TFRecordDataset(
         sorted(str(p) for p in coco_records.glob("val-*.tfrecord"))
@@ -127,15 +127,12 @@ def test_cityscapes_round_trip_is_exact(cityscapes_records, cityscapes_sample):
     assert np.sum(record["label"] == 255 * 1000) >= 6178
 
 
-def test_crowd_can_be_kept_as_deeplab2_crowd_marker(cityscapes_sample, tmp_path):
-    build_cityscapes_data.convert(
-        str(cityscapes_sample),
-        str(tmp_path),
-        splits=["dummy"],
-        treat_crowd_as_ignore=False,
-        progress=False,
+def test_crowd_can_be_kept_as_deeplab2_crowd_marker(
+    cityscapes_sample, cityscapes_crowd_records
+):
+    (record,) = tfrecord.read_examples(
+        str(cityscapes_crowd_records / "dummy-*.tfrecord")
     )
-    (record,) = tfrecord.read_examples(str(tmp_path / "dummy-*.tfrecord"))
     ids = _png_ids(
         cityscapes_sample / "gtFine" / "cityscapes_panoptic_dummy_trainId"
         / "dummy_000000_000000_gtFine_panoptic.png"
@@ -292,7 +289,6 @@ def test_on_error_skip_counts_and_lists_bad_images(tmp_path):
     assert "2 skipped" in summary.describe()
     listed = (out / "val-skipped.txt").read_text().splitlines()
     assert [line.split("\t")[0] for line in listed] == ["bad", "lost"]
-    import tensorflow as tf
 
     shards = [str(p) for p in out.glob("val-*.tfrecord")]
     assert sum(1 for _ in tf.data.TFRecordDataset(shards)) == 1
@@ -314,7 +310,6 @@ def test_image_without_annotation_is_reported(coco_tree, tmp_path):
 
 
 def test_ade20k_categories_shift_by_one_and_255_is_void(tmp_path):
-    from remax_tf.data import build_ade20k_data
 
     ade = datasets.get_dataset_descriptor("ade20k_panoptic")
     thing, stuff = ade.thing_class_ids[0], ade.stuff_class_ids[0]

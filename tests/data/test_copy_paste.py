@@ -3,9 +3,12 @@ get new unique ids, options select what is pasted."""
 
 import numpy as np
 import pytest
+from scipy import ndimage
 import tensorflow as tf
 
 from remax_tf.data import copy_paste
+from remax_tf.data import preprocessing
+from remax_tf.data import samples
 
 DIVISOR, IGNORE = 256, 0
 THINGS, STUFF = (1, 2), (3, 4)
@@ -132,10 +135,6 @@ def test_bad_option_is_named():
 def test_augmented_sample_with_copy_paste_keeps_colours_on_labels():
     """Scale, pad, crop, flip and copy-paste together (samples.training_sample):
     every pixel away from a label boundary has the colour of its label."""
-    from scipy import ndimage
-
-    from remax_tf.data import preprocessing
-    from remax_tf.data import samples
 
     values = [3 * DIVISOR, 4 * DIVISOR, DIVISOR + 1, DIVISOR + 2, 2 * DIVISOR + 1]
     rng = np.random.default_rng(4)

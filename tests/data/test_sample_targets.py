@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from remax_tf import common
-from remax_tf.data import build_cityscapes_data
 from remax_tf.data import datasets
 from remax_tf.data import sample_targets
 from remax_tf.data import tfrecord
@@ -85,16 +84,9 @@ def test_coco_sample_targets(coco_records, coco_sample):
 
 
 @pytest.fixture(scope="module")
-def cityscapes_with_crowd(cityscapes_sample, tmp_path_factory):
-    out = tmp_path_factory.mktemp("cityscapes_crowd")
-    build_cityscapes_data.convert(
-        str(cityscapes_sample),
-        str(out),
-        splits=["dummy"],
-        treat_crowd_as_ignore=False,
-        progress=False,
-    )
-    return tfrecord.read_examples(str(out / "dummy-*.tfrecord"))[0]["label"]
+def cityscapes_with_crowd(cityscapes_crowd_records):
+    records = tfrecord.read_examples(str(cityscapes_crowd_records / "dummy-*.tfrecord"))
+    return records[0]["label"]
 
 
 def test_cityscapes_sample_targets_exclude_the_crowd(cityscapes_with_crowd):

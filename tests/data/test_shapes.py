@@ -14,13 +14,14 @@ DESCRIPTOR = datasets.get_dataset_descriptor("shapes_panoptic")
 DIVISOR = DESCRIPTOR.panoptic_label_divisor
 
 
+# The one generation request of these tests (two train shards, one val).
+REQUEST = dict(num_train=24, num_val=8, seed=3, images_per_shard=12, num_workers=1)
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     out = str(tmp_path_factory.mktemp("shapes"))
-    paths = shapes.generate(
-        out, num_train=24, num_val=8, seed=3, images_per_shard=12, num_workers=1
-    )
-    return out, paths
+    return out, shapes.generate(out, **REQUEST)
 
 
 @pytest.fixture(scope="module")
@@ -94,27 +95,13 @@ def test_same_class_instances_touch_somewhere(records):
 
 def test_generation_is_deterministic_and_resumes(generated, tmp_path):
     out, paths = generated
-    again = shapes.generate(
-        str(tmp_path),
-        num_train=24,
-        num_val=8,
-        seed=3,
-        images_per_shard=12,
-        num_workers=1,
-    )
+    again = shapes.generate(str(tmp_path), **REQUEST)
     for a, b in zip(paths["train"], again["train"]):
         assert open(a, "rb").read() == open(b, "rb").read()
     # An existing (complete) shard is kept, not rewritten.
     first = again["train"][0]
     mtime = os.path.getmtime(first)
-    shapes.generate(
-        str(tmp_path),
-        num_train=24,
-        num_val=8,
-        seed=3,
-        images_per_shard=12,
-        num_workers=1,
-    )
+    shapes.generate(str(tmp_path), **REQUEST)
     assert os.path.getmtime(first) == mtime
 
 

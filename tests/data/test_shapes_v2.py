@@ -1,5 +1,7 @@
 """shapes_panoptic_v2: 20 thing classes by shape x texture x colour."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,6 @@ def test_textures_differ_between_families():
 def test_shapes_panoptic_is_unchanged_by_the_v2_code():
     # The v1 stream: same request, same bytes as before v2 existed (a digest
     # of 12 train images of seed 0, recorded before the change).
-    import hashlib
 
     digest = hashlib.sha256()
     for i in range(12):

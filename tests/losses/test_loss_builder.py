@@ -1,5 +1,6 @@
 """The full kMaX / ReMaX objective: names, switch, gradients, edge cases, config."""
 
+from google.protobuf import text_format
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -363,7 +364,6 @@ def _descriptor(layout):
 
 
 def _config(remax_block=""):
-    from google.protobuf import text_format
 
     return text_format.Parse(CONFIG % remax_block, config_pb2.ExperimentOptions())
 

@@ -8,6 +8,7 @@ DeepLab2. Output parity with DeepLab2's model is in
 ``test_deeplab2_checkpoints.py`` (needs ``DEEPLAB2_ROOT``).
 """
 
+import json
 import os
 
 import numpy as np
@@ -16,10 +17,12 @@ import tensorflow as tf
 import tf_keras
 
 from remax_tf import common
+from remax_tf import convert_deeplab2
 from remax_tf.config import load_config
 from remax_tf.model import build_model
 from remax_tf.model import deeplab2_mapping
 from remax_tf.model.checkpoint_restore import CLASS_HEAD_PATTERNS
+from remax_tf.model.checkpoint_restore import restore_items
 from remax_tf.model.checkpoint_restore import restore_model_checkpoint
 from remax_tf.model.pixel_encoder import build_pixel_encoder
 from remax_tf.model.pixel_encoder.convnext import build_convnext
@@ -362,10 +365,6 @@ def test_deeplab2_model_checkpoint_fine_tunes_with_remax_and_other_classes(
 def test_convert_deeplab2_cli_writes_checkpoint_and_report(
     repo_root, tmp_path, monkeypatch, capsys
 ):
-    import json
-
-    from remax_tf import convert_deeplab2
-    from remax_tf.model.checkpoint_restore import restore_items
 
     config = str(repo_root / "configs/demo/shapes_kmax.textproto")
     source = _demo_model(repo_root, "configs/demo/shapes_kmax.textproto")
