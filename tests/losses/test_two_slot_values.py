@@ -60,6 +60,11 @@ Y_PRED = {
 }
 
 
+# ReMaX on with the sigmoid activation, no relaxed stage (there are no
+# auxiliary outputs here).
+SIGMOID_REMAX = dict(enabled=True, num_relaxed_stages=0, eta=0.1, activation="sigmoid")
+
+
 def _loss(**remax):
     settings = KMaXLossSettings(
         pq_style_weight=3.0,
@@ -88,15 +93,8 @@ def test_kmax_values():
 
 
 def test_sigmoid_mask_id_and_reclass_values():
-    # ReMaX on, no relaxed stage (there are no auxiliary outputs here); the
-    # per-pixel sum of the slots' binary terms.
-    losses = _loss(
-        enabled=True,
-        num_relaxed_stages=0,
-        eta=0.1,
-        activation="sigmoid",
-        mask_id_sigmoid_reduction="sum",
-    )
+    # The per-pixel sum of the slots' binary terms.
+    losses = _loss(**SIGMOID_REMAX, mask_id_sigmoid_reduction="sum")
     np.testing.assert_allclose(
         float(losses[common.MASK_ID_CROSS_ENTROPY_LOSS]),
         math.log(4 / 3) + LN2,
@@ -116,14 +114,8 @@ def test_sigmoid_mask_id_and_reclass_values():
 def test_sigmoid_mask_id_mean_over_slots():
     # "mean" (the default): the per-pixel sum of the two slots' binary terms,
     # halved (NQ = 2); the other terms do not change.
-    summed = _loss(
-        enabled=True,
-        num_relaxed_stages=0,
-        eta=0.1,
-        activation="sigmoid",
-        mask_id_sigmoid_reduction="sum",
-    )
-    mean = _loss(enabled=True, num_relaxed_stages=0, eta=0.1, activation="sigmoid")
+    summed = _loss(**SIGMOID_REMAX, mask_id_sigmoid_reduction="sum")
+    mean = _loss(**SIGMOID_REMAX)
     np.testing.assert_allclose(
         float(mean[common.MASK_ID_CROSS_ENTROPY_LOSS]),
         (math.log(4 / 3) + LN2) / 2,
