@@ -98,47 +98,43 @@ def check_panoptic_label(
         "Check `dataset:` in the config matches the TFRecords, or rebuild them with "
         "python -m remax_tf.data.build_<dataset>_data."
     )
-    unknown_check = tf.debugging.Assert(
-        ~tf.reduce_any(unknown),
-        [
-            tf.strings.format(
-                LABEL_CHECK_MARKER
-                + "image {}: label value {} decodes to semantic id {} (label divisor "
-                "{}), which dataset "
-                + quoted_name
-                + " does not have (classes {}..{}, ignore {}): "
-                "either the record was built for another dataset or an instance id "
-                ">= the label divisor overflowed into the class id. " + rebuild,
-                (
-                    image_name,
-                    first(unknown),
-                    first(unknown) // label_divisor,
-                    label_divisor,
-                    min(class_ids),
-                    max(class_ids),
-                    ignore_label,
-                ),
-            )
-        ],
+
+    def check(mask, message, values):
+        """Fails, printing ``message`` with ``values``, when ``mask`` has a pixel."""
+        text = tf.strings.format(LABEL_CHECK_MARKER + message, values)
+        return tf.debugging.Assert(~tf.reduce_any(mask), [text])
+
+    unknown_check = check(
+        unknown,
+        "image {}: label value {} decodes to semantic id {} (label divisor "
+        "{}), which dataset "
+        + quoted_name
+        + " does not have (classes {}..{}, ignore {}): "
+        "either the record was built for another dataset or an instance id "
+        ">= the label divisor overflowed into the class id. " + rebuild,
+        (
+            image_name,
+            first(unknown),
+            first(unknown) // label_divisor,
+            label_divisor,
+            min(class_ids),
+            max(class_ids),
+            ignore_label,
+        ),
     )
-    stuff_check = tf.debugging.Assert(
-        ~tf.reduce_any(stuff_instance),
-        [
-            tf.strings.format(
-                LABEL_CHECK_MARKER
-                + "image {}: label value {} gives stuff class {} the instance id {}; "
-                "stuff pixels must have instance id 0 in dataset "
-                + quoted_name
-                + ". "
-                + rebuild,
-                (
-                    image_name,
-                    first(stuff_instance),
-                    first(stuff_instance) // label_divisor,
-                    first(stuff_instance) % label_divisor,
-                ),
-            )
-        ],
+    stuff_check = check(
+        stuff_instance,
+        "image {}: label value {} gives stuff class {} the instance id {}; "
+        "stuff pixels must have instance id 0 in dataset "
+        + quoted_name
+        + ". "
+        + rebuild,
+        (
+            image_name,
+            first(stuff_instance),
+            first(stuff_instance) // label_divisor,
+            first(stuff_instance) % label_divisor,
+        ),
     )
     with tf.control_dependencies([unknown_check, stuff_check]):
         return tf.identity(label)
