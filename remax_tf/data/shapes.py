@@ -54,6 +54,7 @@ from PIL import Image
 from remax_tf import atomic
 from remax_tf import cli
 from remax_tf.data import datasets
+from remax_tf.data import tfrecord
 from remax_tf.json_io import write_json_atomic
 
 DESCRIPTOR_NAME = datasets.SHAPES_PANOPTIC
@@ -517,9 +518,6 @@ def generate(
     ``train-*.tfrecord`` pattern never mixes two generations. Returns the shard
     paths per split.
     """
-    # Deferred: the spawned workers import this module to render with numpy
-    # and PIL only; TensorFlow (tfrecord) is loaded in the parent alone.
-    from remax_tf.data import tfrecord
 
     os.makedirs(output_dir, exist_ok=True)
     request = {
@@ -654,7 +652,6 @@ def _generate(args: argparse.Namespace) -> int:
     start = time.time()
     paths = generate(args.output_dir, args.num_train, args.num_val, args.seed, config)
     elapsed = time.time() - start
-    from remax_tf.data import tfrecord
 
     for split, shard_list in paths.items():
         labels = [
