@@ -51,12 +51,10 @@ interrupted run resumes; ``--fresh`` retrains.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import dataclasses
 import glob
 import json
 import math
-import multiprocessing
 import os
 import pathlib
 import shutil
@@ -73,6 +71,8 @@ from typing import Tuple
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from remax_tf.benchmarking.harness import data_config  # noqa: E402
+from remax_tf.benchmarking.harness import run_isolated_each  # noqa: E402
 from remax_tf.benchmarking.seed_statistics import difference  # noqa: E402
 from remax_tf.benchmarking.seed_statistics import difference_cell  # noqa: E402
 from remax_tf.benchmarking.seed_statistics import finite_json  # noqa: E402
@@ -571,10 +571,7 @@ def estimate_minutes(jobs: Sequence[dict]) -> float:
 # ---------------------------------------------------------------------------
 # One run (in a subprocess).
 def _load(overrides: Sequence[str], data_dir: str):
-    from remax_tf.config import load_config
-
-    environ = dict(os.environ, REMAX_DATA_DIR=os.path.dirname(data_dir))
-    return load_config(str(BASE_CONFIG), overrides, environ=environ)
+    return data_config(str(BASE_CONFIG), overrides, os.path.dirname(data_dir))
 
 
 def _recorded_metrics(metrics: Dict[str, object]) -> Dict[str, float]:
@@ -697,27 +694,20 @@ def run_jobs(
     if done:
         print(f"[ablation] {len(done)} run(s) reused from {work_dir}/results")
     threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else 0
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        workers, mp_context=context, max_tasks_per_child=1
-    ) as pool:
-        pending = {
-            pool.submit(run_job, job, data_dir, work_dir, threads, grappler): job
-            for job in todo
-        }
-        for future in concurrent.futures.as_completed(pending):
-            job = pending[future]
-            result = future.result()
-            # Atomic: an interrupted run leaves no half-written cache entry.
-            write_json_atomic(_cache_path(work_dir, job), result)
-            done[job["name"]] = result
-            pq = result["final"]["pq"] * 100 if result["final"] else float("nan")
-            print(
-                f"[ablation] done {job['name']}: PQ {pq:.2f}, "
-                f"{result['wall_seconds']:.0f} s, diverged {result['diverged']} "
-                f"({len(done)}/{len(jobs)})",
-                flush=True,
-            )
+    calls = [(job, data_dir, work_dir, threads, grappler) for job in todo]
+    for index, future in run_isolated_each(run_job, calls, workers):
+        job = todo[index]
+        result = future.result()
+        # Atomic: an interrupted run leaves no half-written cache entry.
+        write_json_atomic(_cache_path(work_dir, job), result)
+        done[job["name"]] = result
+        pq = result["final"]["pq"] * 100 if result["final"] else float("nan")
+        print(
+            f"[ablation] done {job['name']}: PQ {pq:.2f}, "
+            f"{result['wall_seconds']:.0f} s, diverged {result['diverged']} "
+            f"({len(done)}/{len(jobs)})",
+            flush=True,
+        )
     return [done[j["name"]] for j in jobs]
 
 

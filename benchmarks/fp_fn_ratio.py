@@ -82,6 +82,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from remax_tf.benchmarking.harness import data_config  # noqa: E402
+
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "demo" / "shapes_remax.textproto"
 DEFAULT_OUTPUT_DIR = REPO_ROOT / "benchmarks" / "results" / "fp_fn_ratio"
@@ -294,13 +296,6 @@ def summarise(records, relaxed_layers: Sequence[str]) -> Dict[str, object]:
 
 # ----------------------------------------------------------------------------
 # Setup: config, data, training, checkpoints.
-def _load_config(path: str, overrides: Sequence[str], data_dir: str):
-    from remax_tf.config import load_config
-
-    environ = dict(os.environ, REMAX_DATA_DIR=data_dir)
-    return load_config(path, list(overrides), environ=environ)
-
-
 def _check_data(config) -> None:
     from remax_tf.data.input_pipeline import list_files
 
@@ -494,7 +489,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
     overrides = list(args.config_override)
     if trains:
         overrides = _training_overrides(args.steps, args.seed) + overrides
-    config = _load_config(args.config_file, overrides, args.data_dir)
+    config = data_config(args.config_file, overrides, args.data_dir)
     _check_data(config)
     descriptor = datasets.get_dataset_descriptor(config.train_dataset_options.dataset)
     loss = build_loss(config, descriptor)

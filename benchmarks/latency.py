@@ -44,7 +44,6 @@ op types. Prints a table, then one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -59,6 +58,10 @@ from typing import Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+from remax_tf.benchmarking.harness import model_config  # noqa: E402
+from remax_tf.benchmarking.harness import print_report  # noqa: E402
+from remax_tf.benchmarking.harness import run_isolated  # noqa: E402
 
 VARIANTS = (
     "keras",
@@ -80,13 +83,6 @@ _TFLITE_MODES = {
 # int8, everything outside the Keras model's name scope kept in float.
 _SINGLE_INT8 = "tflite_int8_single"
 SINGLE_INT8_FILE = "model_int8_single.tflite"
-
-
-def _load_config(path: str, overrides: Sequence[str]):
-    from remax_tf.config import load_config
-
-    # Placeholders (data paths, checkpoints) do not affect the model.
-    return load_config(path, overrides, validate=False, unset_placeholders="empty")
 
 
 def _crop_overrides(crop: Optional[int]) -> List[str]:
@@ -285,7 +281,7 @@ def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
     from remax_tf.postprocess import build_post_processor
     from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 
-    config = _load_config(config_file, _crop_overrides(crop) + list(overrides))
+    config = model_config(config_file, _crop_overrides(crop) + list(overrides))
     descriptor = export_descriptor(config)
     size = tuple(eval_preprocess_config(config, descriptor).crop_size)
     model = build_model(config, descriptor)
@@ -506,42 +502,34 @@ def format_table(results: Sequence[Dict[str, object]]) -> str:
 
 def _tf_thread_runs(args, config_file: str, thread_count: int) -> Dict[str, object]:
     """TensorFlow's thread pools are fixed once it starts, so the keras and
-    saved_model variants at another thread count run in a child process of
-    this script (same settings); returns its result for ``config_file``."""
-    import subprocess
-
+    saved_model variants at another thread count run in a fresh process
+    (``run_isolated``, same settings); returns its result for ``config_file``."""
     tf_variants = [v for v in args.variants_list if v not in _TFLITE_MODES]
-    with tempfile.TemporaryDirectory() as workdir:
-        output = os.path.join(workdir, "child.json")
-        command = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--config_file",
-            config_file,
-            "--variants",
-            ",".join(tf_variants),
-            "--threads",
-            str(thread_count),
-            "--warmup",
-            str(args.warmup),
-            "--repeats",
-            str(args.repeats),
-            "--class_head_scale",
-            str(args.class_head_scale),
-            "--output_json",
-            output,
-        ]
-        if args.crop:
-            command += ["--crop", str(args.crop)]
-        if args.checkpoint:
-            command += ["--checkpoint", args.checkpoint]
-        if args.no_split:
-            command.append("--no_split")
-        for override in args.config_override:
-            command += ["--config_override", override]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        with open(output, encoding="utf-8") as f:
-            return json.load(f)["results"][0]
+    return run_isolated(
+        _tf_run_at,
+        thread_count,
+        config_file,
+        tf_variants,
+        args.crop,
+        [thread_count],
+        args.warmup,
+        args.repeats,
+        args.checkpoint,
+        args.calibration_steps,
+        class_head_scale=args.class_head_scale,
+        split=not args.no_split,
+        overrides=args.config_override,
+    )
+
+
+def _tf_run_at(thread_count: int, *args, **kwargs) -> Dict[str, object]:
+    """``benchmark_config(*args, **kwargs)`` with TensorFlow's thread pools
+    set to ``thread_count`` (in a process where TensorFlow has not run yet)."""
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(thread_count)
+    tf.config.threading.set_inter_op_parallelism_threads(thread_count)
+    return benchmark_config(*args, **kwargs)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -631,12 +619,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "load_average": list(os.getloadavg()),
         "results": results,
     }
-    print(format_table(results))
-    if args.output_json:
-        os.makedirs(os.path.dirname(args.output_json) or ".", exist_ok=True)
-        with open(args.output_json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
-    print(json.dumps(report))
+    print_report(format_table(results), report, args.output_json)
     return 0
 
 

@@ -29,7 +29,6 @@ Prints a table, then as its last line one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -42,8 +41,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from remax_tf.benchmarking.harness import model_config  # noqa: E402
+from remax_tf.benchmarking.harness import print_report  # noqa: E402
 from remax_tf.benchmarking.macs import count_macs  # noqa: E402
-from remax_tf.config import load_config  # noqa: E402
 from remax_tf.model import build_model  # noqa: E402
 from remax_tf.protos import config_pb2  # noqa: E402
 
@@ -63,11 +63,6 @@ def _eval_crop(config: config_pb2.ExperimentOptions) -> tuple:
     return tuple(crop)
 
 
-def _load(path: str, overrides: Sequence[str]) -> config_pb2.ExperimentOptions:
-    # Placeholders (data paths, checkpoints) do not affect the model.
-    return load_config(path, overrides, validate=False, unset_placeholders="empty")
-
-
 def _count(variables) -> int:
     return int(sum(np.prod(v.shape.as_list()) for v in variables))
 
@@ -80,7 +75,7 @@ def model_stats(
     overrides: Sequence[str] = (),
     measure_latency: bool = True,
 ) -> dict:
-    config = _load(config_file, overrides)
+    config = model_config(config_file, overrides)
     height, width = crop if crop else _eval_crop(config)
     model = build_model(config)
 
@@ -166,8 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         overrides=args.config_override,
         measure_latency=not args.no_latency,
     )
-    print(format_table(stats))
-    print(json.dumps(stats))
+    print_report(format_table(stats), stats)
     return 0
 
 

@@ -30,7 +30,6 @@ which becomes the TFLite input size.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Callable
@@ -42,14 +41,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from remax_tf.benchmarking.harness import model_config  # noqa: E402
+from remax_tf.benchmarking.harness import print_report  # noqa: E402
+
 VARIANTS = ("keras", "fp32", "fp16", "dynamic", "int8", "int8_float_decoder")
-
-
-def _load_config(path: str, overrides: Sequence[str]):
-    from remax_tf.config import load_config
-
-    # Placeholders (data paths, checkpoints) do not affect the model.
-    return load_config(path, overrides, validate=False, unset_placeholders="empty")
 
 
 def validation_records(config, count: int):
@@ -225,7 +220,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from remax_tf.model import build_model
     from remax_tf.model.checkpoint_restore import restore_items
 
-    config = _load_config(args.config_file, args.config_override)
+    config = model_config(args.config_file, args.config_override)
     descriptor = export_descriptor(config)
     model = build_model(config, descriptor)
     crop = eval_preprocess_config(config, descriptor).crop_size
@@ -259,12 +254,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "calibration_steps": args.calibration_steps,
         "results": results,
     }
-    print(format_table(results, variants[0]))
-    if args.output_json:
-        os.makedirs(os.path.dirname(args.output_json) or ".", exist_ok=True)
-        with open(args.output_json, "w", encoding="utf-8") as f:
-            json.dump(output, f, indent=2)
-    print(json.dumps(output))
+    print_report(format_table(results, variants[0]), output, args.output_json)
     return 0
 
 

@@ -12,9 +12,9 @@ Rows:
   shapes_panoptic images resized to 641 (no COCO download needed; the step
   cost does not depend on the image content).
 
-Each setting runs in its own process (so its peak resident memory is its
-own): pulls real batches from the input pipeline (held in memory, so input
-speed does not count), builds the model, the loss and the trainer that
+Each setting runs in its own freshly spawned process (``run_isolated``, so
+its peak resident memory is its own): pulls real batches from the input
+pipeline (held in memory, so input speed does not count), builds the model, the loss and the trainer that
 ``--mode train`` builds (``remax_tf.training.trainer.build_trainer``: the
 config's optimiser, the backbone's own optimiser with its learning-rate
 multiplier, L2 for non-AdamW solvers, gradient clipping, the loss checks), and
@@ -29,11 +29,9 @@ table, then one JSON object as its last line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,10 @@ from typing import Dict
 from typing import List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from remax_tf.benchmarking.harness import data_config  # noqa: E402
+from remax_tf.benchmarking.harness import print_report  # noqa: E402
+from remax_tf.benchmarking.harness import run_isolated  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo"
@@ -111,7 +113,6 @@ def run_setting(
     import tensorflow as tf
 
     from remax_tf import common
-    from remax_tf.config import load_config
     from remax_tf.data import build_dataset
     from remax_tf.data import datasets
     from remax_tf.losses import build_loss
@@ -122,14 +123,13 @@ def run_setting(
     # The COCO configs' placeholders: random initial weights, and a train set
     # that the shapes_input overrides replace.
     environ = {
-        "REMAX_DATA_DIR": data_dir,
         "EXPERIMENT_NAME": "train_throughput",
         "INIT_CHECKPOINT": "",
         "PRETRAINED_WEIGHTS": "",
         "TRAIN_SET": "train",
         "VAL_SET": "val",
     }
-    config = load_config(config_path, overrides, environ=environ)
+    config = data_config(config_path, overrides, data_dir, environ=environ)
     descriptor = datasets.get_dataset_descriptor(config.train_dataset_options.dataset)
     batches = [
         b for b in build_dataset(config.train_dataset_options, is_training=True).take(4)
@@ -223,6 +223,26 @@ def _ensure_shapes_data(data_dir: str) -> None:
     )
 
 
+def format_table(rows: Dict[str, Dict[str, float]]) -> str:
+    """One line per setting; the step split into forward / loss /
+    backward + update."""
+    header = (
+        f"{'setting':<16} {'batch':>5} {'steps/s':>8} {'img/s':>7} {'fwd ms':>8} "
+        f"{'loss ms':>8} {'bwd+upd ms':>10} {'trace s':>8} {'peak GB':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for name, r in rows.items():
+        fwd = 1000 * r["forward_s"]
+        loss = 1000 * (r["forward_loss_s"] - r["forward_s"])
+        bwd = 1000 * (r["step_s"] - r["forward_loss_s"])
+        lines.append(
+            f"{name:<16} {r['batch']:>5} {r['steps_per_second']:>8.2f} "
+            f"{r['examples_per_second']:>7.1f} {fwd:>8.0f} {loss:>8.0f} {bwd:>10.0f} "
+            f"{r['trace_step_s']:>8.1f} {r['peak_rss_gb']:>8.2f}"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=10)
@@ -235,16 +255,7 @@ def main() -> int:
         f"at least {THROUGHPUT_IMAGES} training images, else generated there); "
         "default: a new temporary directory",
     )
-    parser.add_argument("--_child", nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--_overrides", default="[]", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args._child:
-        config_path, data_dir = args._child
-        result = run_setting(
-            config_path, json.loads(args._overrides), data_dir, args.steps, args.warmup
-        )
-        print("CHILD " + json.dumps(result))
-        return 0
 
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="remax_throughput_")
     _ensure_shapes_data(data_dir)
@@ -252,25 +263,18 @@ def main() -> int:
     for group in args.rows.split(","):
         for name, config, overrides in SETTINGS[group]:
             extra = shapes_input(data_dir) if group == "remax_t" else []
-            cmd = [
-                sys.executable,
-                __file__,
-                "--_child",
-                str(config),
-                data_dir,
-                "--steps",
-                str(args.steps),
-                "--warmup",
-                str(args.warmup),
-                "--_overrides",
-                json.dumps(overrides + extra),
-            ]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            line = [x for x in done.stdout.splitlines() if x.startswith("CHILD ")]
-            if done.returncode != 0 or not line:
-                print(f"{name}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
+            try:
+                rows[name] = run_isolated(
+                    run_setting,
+                    str(config),
+                    overrides + extra,
+                    data_dir,
+                    args.steps,
+                    args.warmup,
+                )
+            except Exception as e:  # a failed setting: report it, time the rest
+                print(f"{name}: failed: {type(e).__name__}: {e}", file=sys.stderr)
                 continue
-            rows[name] = json.loads(line[-1][len("CHILD ") :])
             r = rows[name]
             print(
                 f"{name}: {r['steps_per_second']:.2f} steps/s",
@@ -278,26 +282,13 @@ def main() -> int:
                 flush=True,
             )
 
-    header = f"{'setting':<16} {'batch':>5} {'steps/s':>8} {'img/s':>7} {'fwd ms':>8} {'loss ms':>8} {'bwd+upd ms':>10} {'trace s':>8} {'peak GB':>8}"
-    print(header)
-    print("-" * len(header))
-    for name, r in rows.items():
-        fwd = 1000 * r["forward_s"]
-        loss = 1000 * (r["forward_loss_s"] - r["forward_s"])
-        bwd = 1000 * (r["step_s"] - r["forward_loss_s"])
-        print(
-            f"{name:<16} {r['batch']:>5} {r['steps_per_second']:>8.2f} {r['examples_per_second']:>7.1f} {fwd:>8.0f} {loss:>8.0f} {bwd:>10.0f} {r['trace_step_s']:>8.1f} {r['peak_rss_gb']:>8.2f}"
-        )
-    print(
-        json.dumps(
-            {
-                "rows": rows,
-                "steps": args.steps,
-                "warmup": args.warmup,
-                "cpu_count": os.cpu_count(),
-            }
-        )
-    )
+    record = {
+        "rows": rows,
+        "steps": args.steps,
+        "warmup": args.warmup,
+        "cpu_count": os.cpu_count(),
+    }
+    print_report(format_table(rows), record)
     return 0
 
 

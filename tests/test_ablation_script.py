@@ -5,7 +5,9 @@ runs on hand-made run records.
 """
 
 import importlib.util
+import json
 import math
+import os
 import sys
 
 import pytest
@@ -289,3 +291,23 @@ def test_curves_average_each_schedule_over_seeds(ablation):
     text = ablation.format_tables([], c)
     assert "| 20 | 20.0 ± 14.1 | 30.0 ± 14.1 |" in text
     assert "+10.0 ± 14.1 (s.e.)" in text
+
+
+def test_planned_jobs_keep_their_cache_keys(ablation, testdata):
+    """Job names (cache files) and override lists (cache keys) stay those of
+    the recorded runs, so that a --work_dir of earlier runs is reused."""
+    pinned = json.loads((testdata / "ablation_jobs.json").read_text())
+    data_dir = pinned["data_dir"]
+    for settings, groups, key in (
+        (ablation.FULL, list(ablation.GROUPS), "full"),
+        (ablation.QUICK, list(ablation.QUICK_GROUPS), "quick"),
+    ):
+        rows = ablation.select_rows(groups, settings.curve_fractions)
+        jobs = {j["name"]: j for j in ablation.plan_jobs(rows, settings, data_dir)}
+        if key == "full":
+            assert list(jobs) == pinned["full_names"]
+        for name, job in pinned[key].items():
+            assert jobs[name] == job, name
+        assert (
+            os.path.basename(ablation._cache_path("/w", jobs[name])) == name + ".json"
+        )
