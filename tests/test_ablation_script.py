@@ -1,4 +1,5 @@
-"""benchmarks/ablation.py: each row trains what it claims; mean ± std is right.
+"""benchmarks/ablation.py (its parts in benchmarks/ablation_study/): each row
+trains what it claims; mean ± std is right; its jobs keep their cache keys.
 
 No training here: the configs are loaded (protos only) and the aggregation
 runs on hand-made run records.
@@ -19,14 +20,31 @@ DATA_DIR = "/tmp/ablation_test/data/shapes_v2_ablation"
 
 @pytest.fixture(scope="module")
 def ablation(repo_root):
+    """benchmarks/ablation_study: the parts of benchmarks/ablation.py."""
+    sys.path.insert(0, str(repo_root / "benchmarks"))
+    import ablation_study
+
+    yield ablation_study
+    sys.path.remove(str(repo_root / "benchmarks"))
+
+
+def test_the_script_keeps_its_command_line(repo_root):
     spec = importlib.util.spec_from_file_location(
         "ablation_script", repo_root / "benchmarks" / "ablation.py"
     )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    yield module
-    del sys.modules[spec.name]
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    args = script.parse_args([])
+    assert (args.quick, args.steps, args.seeds, args.rows, args.workers) == (
+        False,
+        None,
+        None,
+        None,
+        2,
+    )
+    assert args.work_dir == "/tmp/remax_ablation" and not args.fresh
+    # Worker processes spawned by an earlier version look run_job up there.
+    assert script.run_job.__module__ == "ablation_study.runs"
 
 
 def _changed_fields(a, b, prefix=""):
@@ -57,7 +75,7 @@ def _config(ablation, variant, seed=1, extra=()):
         + ablation.seed_overrides(seed)
         + tuple(extra)
     )
-    return ablation._load(overrides, DATA_DIR)
+    return ablation.load_job_config(overrides, DATA_DIR)
 
 
 def test_each_variant_changes_exactly_what_it_claims(ablation):
@@ -308,6 +326,4 @@ def test_planned_jobs_keep_their_cache_keys(ablation, testdata):
             assert list(jobs) == pinned["full_names"]
         for name, job in pinned[key].items():
             assert jobs[name] == job, name
-        assert (
-            os.path.basename(ablation._cache_path("/w", jobs[name])) == name + ".json"
-        )
+        assert os.path.basename(ablation.cache_path("/w", jobs[name])) == name + ".json"
