@@ -1,4 +1,5 @@
-"""The per-image FP / FN aggregation of benchmarks/fp_fn_ratio.py.
+"""The per-image FP / FN aggregation of benchmarks/fp_fn_ratio.py, and the
+loss's ground truth and matching it measures on (KMaXLoss.match).
 
 Hand-made case, NQ = 3 slots, image 0 with four pixels:
 
@@ -21,6 +22,13 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from remax_tf import common
+from remax_tf.config.resolved import ReMaXSettings
+from remax_tf.losses import KMaXLoss
+from remax_tf.losses import KMaXLossSettings
+from remax_tf.losses import mask_id
+from remax_tf.losses.kmax_loss import flatten_pixels
 
 LN3 = math.log(3.0)
 
@@ -101,3 +109,30 @@ def test_ratio_statistics(fp_fn_ratio):
     assert stats["share_over_100"] == 0.5
     assert stats["share_under_1"] == 0.0
     assert fp_fn_ratio.ratio_statistics([]) == {"count": 0}
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "softmax"])
+def test_the_loss_match_is_what_its_mask_id_term_reads(
+    layout, make_gt, make_pred, activation
+):
+    """The script measures on KMaXLoss.match: the final output's mask-ID
+    term of the loss is the cross-entropy on exactly those targets."""
+    remax = ReMaXSettings(enabled=True, num_relaxed_stages=1, activation=activation)
+    loss = KMaXLoss(
+        KMaXLossSettings(mask_id_weight=1.0, num_auxiliary_outputs=2, remax=remax),
+        layout,
+    )
+    y_true, y_pred = make_gt(), make_pred(num_relaxed=1, remax=remax)
+    outputs, gt, matching = loss.match(y_true, y_pred)
+    assert len(outputs) == 3
+    logits = flatten_pixels(outputs[0][common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY])
+    expected = mask_id.mask_id_cross_entropy(
+        logits,
+        matching.slot_pixel_targets,
+        gt.pixel_non_void,
+        activation,
+        1.0,
+        remax.mask_id_sigmoid_reduction,
+    )
+    got = loss(y_true, y_pred)[common.MASK_ID_CROSS_ENTROPY_LOSS]
+    np.testing.assert_allclose(float(got), float(tf.reduce_mean(expected)), rtol=1e-6)
