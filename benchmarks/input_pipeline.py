@@ -25,7 +25,6 @@ JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import shutil
@@ -39,6 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from google.protobuf import text_format  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from remax_tf.benchmarking.harness import print_report  # noqa: E402
 from remax_tf.data import build_coco_data  # noqa: E402
 from remax_tf.data import build_dataset  # noqa: E402
 from remax_tf.data import tfrecord  # noqa: E402
@@ -145,6 +145,24 @@ def measure(options, warmup: int, batches: int) -> Dict[str, float]:
     }
 
 
+def format_table(results) -> str:
+    """One line per row (the ``machine`` entry left out)."""
+    lines = [
+        f"{'row':<10} {'images/s':>9} {'CPU ms/img':>11} {'batch':>6} {'crop':>10} "
+        f"{'startup s':>10}"
+    ]
+    for name, r in results.items():
+        if name == "machine":
+            continue
+        crop = "x".join(str(c) for c in r["crop"])
+        lines.append(
+            f"{name:<10} {r['images_per_s']:>9.1f} {r['cpu_ms_per_image']:>11.1f} "
+            f"{r['batch_size']:>6} {crop:>10} "
+            f"{r['startup_s']:>10.1f}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, default=30)
@@ -170,23 +188,12 @@ def main(argv=None) -> int:
             results["demo_129"] = measure(
                 _demo_options(workdir), args.warmup, args.batches
             )
-    print(
-        f"{'row':<10} {'images/s':>9} {'CPU ms/img':>11} {'batch':>6} {'crop':>10} "
-        f"{'startup s':>10}"
-    )
-    for name, r in results.items():
-        crop = "x".join(str(c) for c in r["crop"])
-        print(
-            f"{name:<10} {r['images_per_s']:>9.1f} {r['cpu_ms_per_image']:>11.1f} "
-            f"{r['batch_size']:>6} {crop:>10} "
-            f"{r['startup_s']:>10.1f}"
-        )
     results["machine"] = {
         "cpus": os.cpu_count(),
         "tensorflow": tf.__version__,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
-    print(json.dumps(results))
+    print_report(format_table(results), results)
     return 0
 
 
