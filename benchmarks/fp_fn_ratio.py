@@ -448,7 +448,7 @@ def plot(
 
 
 # ----------------------------------------------------------------------------
-def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long orchestration, to split)
+def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config_file", default=str(DEFAULT_CONFIG))
     parser.add_argument("--config_override", action="append", default=[])
@@ -474,18 +474,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
     args = parser.parse_args(argv)
     if args.steps < 0 or args.num_images <= 0 or args.seed <= 0:
         parser.error("--steps must be >= 0, --num_images and --seed > 0.")
-    start = time.time()
+    return args
 
-    import tensorflow as tf
-    import tf_keras
 
-    from remax_tf.config.resolved import resolve_kmax_settings
+def _load_remax_config(args, trains: bool):
+    """The config (with the training overrides when the script trains), its
+    dataset and its loss; exits unless its data exist and ReMask is on."""
     from remax_tf.data import datasets
     from remax_tf.losses import build_loss
-    from remax_tf.model.checkpoint_restore import restore_items
-    from remax_tf.training.train_lib import build_keras_model
 
-    trains = args.steps > 0 and not args.checkpoint
     overrides = list(args.config_override)
     if trains:
         overrides = _training_overrides(args.steps, args.seed) + overrides
@@ -501,8 +498,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
             "ReMaX semantic heads to relax with. Fix: use a ReMaX config such as "
             "configs/demo/shapes_remax.textproto."
         )
-    batch_size = args.batch_size or config.train_dataset_options.batch_size
+    return config, descriptor, loss
 
+
+def _checkpoints(
+    args, config, trains: bool
+) -> Tuple[Dict[str, Optional[str]], float, Optional[str]]:
+    """{stage: checkpoint or None (fresh weights)}, the training seconds and
+    the temporary model directory to remove (None: none)."""
     checkpoints: Dict[str, Optional[str]] = {}
     train_seconds = 0.0
     temporary = None
@@ -515,13 +518,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
         initial, trained, train_seconds = train(config, args.steps, model_dir)
         checkpoints["init"] = initial
         checkpoints["trained"] = trained
+    return checkpoints, train_seconds, temporary
 
-    tf_keras.utils.set_random_seed(args.seed)
-    crop = list(config.train_dataset_options.crop_size)
-    model = build_keras_model(config, descriptor, crop, training=True)
-    measure = build_measure_fn(model, loss)
-    batches = measurement_batches(config, args.num_images, batch_size)
-    relaxed_layers = _layer_names(settings.num_relaxed_stages)
+
+def _measure_stages(args, config, checkpoints, model, measure, batches, relaxed_layers):
+    """Restores each checkpoint and measures; returns (results, log ratios,
+    plot titles, measuring seconds) per stage."""
+    from remax_tf.model.checkpoint_restore import restore_items
 
     results: Dict[str, object] = {}
     log_ratios: Dict[str, Dict[str, List[float]]] = {}
@@ -554,6 +557,61 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
         else:
             when = f"after {args.steps} training steps"
         titles[stage] = f"{config.experiment_name or 'model'}: {when}"
+    return results, log_ratios, titles, measure_seconds
+
+
+def _compact(output: Mapping[str, object]) -> Dict[str, object]:
+    """The JSON line: wall time, steps, images, and per stage and variant the
+    median ratio and the share over 100."""
+    results = output["results"]
+    return {
+        "wall_seconds": output["wall_seconds"],
+        "steps": output["steps"],
+        "num_images": output["num_images"],
+        "median_ratio": {
+            stage: {
+                v: round(s["median"], 4)
+                for v, s in summary["relaxed_layers_pooled"].items()
+                if s.get("count")
+            }
+            for stage, summary in results.items()
+        },
+        "share_over_100": {
+            stage: {
+                v: round(s["share_over_100"], 3)
+                for v, s in summary["relaxed_layers_pooled"].items()
+                if s.get("count")
+            }
+            for stage, summary in results.items()
+        },
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parse_args(argv)
+    start = time.time()
+
+    import tensorflow as tf
+    import tf_keras
+
+    from remax_tf.config.resolved import resolve_kmax_settings
+    from remax_tf.training.train_lib import build_keras_model
+
+    trains = args.steps > 0 and not args.checkpoint
+    config, descriptor, loss = _load_remax_config(args, trains)
+    settings = loss.settings
+    batch_size = args.batch_size or config.train_dataset_options.batch_size
+    checkpoints, train_seconds, temporary = _checkpoints(args, config, trains)
+
+    tf_keras.utils.set_random_seed(args.seed)
+    crop = list(config.train_dataset_options.crop_size)
+    model = build_keras_model(config, descriptor, crop, training=True)
+    measure = build_measure_fn(model, loss)
+    batches = measurement_batches(config, args.num_images, batch_size)
+    relaxed_layers = _layer_names(settings.num_relaxed_stages)
+    results, log_ratios, titles, measure_seconds = _measure_stages(
+        args, config, checkpoints, model, measure, batches, relaxed_layers
+    )
     if temporary:
         shutil.rmtree(temporary, ignore_errors=True)
 
@@ -588,28 +646,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:  # noqa: PLR0915 (long or
         json.dump(output, f, indent=1)
     print(format_table(results))
     print(f"wrote {png} and {json_path} in {wall:.0f} s")
-    compact = {
-        "wall_seconds": output["wall_seconds"],
-        "steps": output["steps"],
-        "num_images": output["num_images"],
-        "median_ratio": {
-            stage: {
-                v: round(s["median"], 4)
-                for v, s in summary["relaxed_layers_pooled"].items()
-                if s.get("count")
-            }
-            for stage, summary in results.items()
-        },
-        "share_over_100": {
-            stage: {
-                v: round(s["share_over_100"], 3)
-                for v, s in summary["relaxed_layers_pooled"].items()
-                if s.get("count")
-            }
-            for stage, summary in results.items()
-        },
-    }
-    print(json.dumps(compact))
+    print(json.dumps(_compact(output)))
     return 0
 
 
