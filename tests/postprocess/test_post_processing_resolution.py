@@ -15,18 +15,12 @@ from remax_tf.config.validation import validate_config
 from remax_tf.postprocess.post_processor import PanopticPostProcessor
 from remax_tf.postprocess.post_processor import build_post_processor
 from remax_tf.postprocess.slot_predictions import upsample_nearest
+from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 from remax_tf.protos import config_pb2
 from remax_tf.protos import evaluator_pb2
 
 CLASS_IDS = [1, 2, 3, 4, 5]  # three things, two stuff
 NUM_THINGS = 3
-MAP_KEYS = (
-    common.PRED_PANOPTIC_KEY,
-    common.PRED_SEMANTIC_KEY,
-    common.PRED_INSTANCE_KEY,
-    common.PRED_INSTANCE_SCORES_KEY,
-    common.PRED_SEMANTIC_SCORES_KEY,
-)
 
 
 def _logits(seed: int, size: int = 17, slots: int = 16):
