@@ -255,31 +255,122 @@ def _named_outputs(result: Dict[str, np.ndarray], keys: Sequence[str]):
     return dict(zip(sorted(keys), (result[n] for n in ordered)))
 
 
-def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
+class _Timer:
+    """Times the variants of one config on one image and records the
+    medians and minima in ``result["latency"]``: variant -> threads ->
+    {"total"|"pre"|"network"|"post"|"undo": {"median_ms", "min_ms"}}."""
+
+    def __init__(self, pieces, image, result, warmup: int, repeats: int, split: bool):
+        import tensorflow as tf
+
+        self.pieces = pieces
+        self.image = image
+        self.batch = image[None]
+        self.result = result
+        self.warmup = warmup
+        self.repeats = repeats
+        self.split = split
+        # The split's inputs: each piece is timed on its predecessor's output.
+        self.crop_in = pieces.pre(tf.constant(self.batch))["crop"]
+        self.raw_in = pieces.network(self.crop_in)
+        self.maps_in = pieces.post(self.raw_in)
+
+    def record(self, variant: str, thread_count: int, part: str, call) -> None:
+        times = _times_ms(call, self.warmup, self.repeats)
+        entry = (
+            self.result["latency"]
+            .setdefault(variant, {})
+            .setdefault(str(thread_count), {})
+        )
+        entry[part] = {"median_ms": statistics.median(times), "min_ms": min(times)}
+
+    def time_tf(self, variant: str, thread_count: int, total_call) -> None:
+        """A TensorFlow variant: the whole call, then the pieces."""
+        import tensorflow as tf
+
+        self.record(variant, thread_count, "total", total_call)
+        if not self.split:
+            return
+        pieces, batch = self.pieces, self.batch
+        for part, call in (
+            ("pre", lambda: pieces.pre(tf.constant(batch))["crop"].numpy()),
+            (
+                "network",
+                lambda: [v.numpy() for v in pieces.network(self.crop_in).values()],
+            ),
+            ("post", lambda: [v.numpy() for v in pieces.post(self.raw_in).values()]),
+            ("undo", lambda: [v.numpy() for v in pieces.undo(self.maps_in).values()]),
+        ):
+            self.record(variant, thread_count, part, call)
+
+    def time_tflite(
+        self, variant: str, files, mode: str, thread_count: int, piece_files
+    ) -> None:
+        """A TFLite variant's files chained (``image`` in, maps out), then,
+        with the split, its pieces (``piece_files``: pre, network, post,
+        undo) on the TensorFlow pieces' outputs."""
+        from ai_edge_litert.interpreter import Interpreter
+
+        from remax_tf.export import tflite
+        from remax_tf.export.saved_model import RAW_OUTPUT_KEYS
+        from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
+
+        runners = [
+            Interpreter(
+                model_content=files[name], num_threads=thread_count
+            ).get_signature_runner()
+            for name in (
+                SINGLE_INT8_FILE,
+                tflite.model_file_name(mode),
+                tflite.POSTPROCESS_FILE,
+            )
+            if name in files
+        ]
+        batch = self.batch
+
+        def tflite_call():
+            outputs = runners[0](image=batch)
+            for runner in runners[1:]:
+                outputs = runner(**outputs)
+            return outputs
+
+        self.record(variant, thread_count, "total", tflite_call)
+        if not self.split:
+            return
+        pre_run, _ = _lite_runner(piece_files["pre"], thread_count)
+        net_run, _ = _lite_runner(piece_files["network"], thread_count)
+        post_run, _ = _lite_runner(piece_files["post"], thread_count)
+        undo_run, _ = _lite_runner(piece_files["undo"], thread_count)
+        crop_np = self.crop_in.numpy()
+        raw_np = _named_outputs(net_run({"crop": crop_np}), RAW_OUTPUT_KEYS)
+        maps_np = _named_outputs(post_run(raw_np), MAP_KEYS)
+        for part, call in (
+            ("pre", lambda: pre_run({"image": batch})),
+            ("network", lambda: net_run({"crop": crop_np})),
+            ("post", lambda: post_run(raw_np)),
+            ("undo", lambda: undo_run(maps_np)),
+        ):
+            self.record(variant, thread_count, part, call)
+
+
+def _serving_pieces(
     config_file: str,
-    variants: Sequence[str],
     crop: Optional[int],
-    threads: Sequence[int],
-    warmup: int,
-    repeats: int,
+    overrides: Sequence[str],
     checkpoint: Optional[str],
-    calibration_steps: int,
-    class_head_scale: float = 300.0,
-    split: bool = True,
-    overrides: Sequence[str] = (),
-) -> Dict[str, object]:
+    class_head_scale: float,
+):
+    """(config, input size, model, serving module, post-processor, pieces)
+    of ``config_file``: initial weights (class head scaled) or the
+    checkpoint's."""
     import tensorflow as tf
 
-    from remax_tf.export import tflite
-    from remax_tf.export.saved_model import RAW_OUTPUT_KEYS
     from remax_tf.export.saved_model import build_serving_module
     from remax_tf.export.saved_model import eval_preprocess_config
     from remax_tf.export.saved_model import export_descriptor
-    from remax_tf.export.saved_model import export_saved_model
     from remax_tf.model import build_model
     from remax_tf.model.checkpoint_restore import restore_items
     from remax_tf.postprocess import build_post_processor
-    from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 
     config = model_config(config_file, _crop_overrides(crop) + list(overrides))
     descriptor = export_descriptor(config)
@@ -293,23 +384,120 @@ def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
     module = build_serving_module(config, model, descriptor)
     post_processor = build_post_processor(config.evaluator_options, descriptor, size)
     pieces = _Pieces(module, model, post_processor, size)
+    return config, size, model, module, post_processor, pieces
+
+
+def _time_tf_variants(timer: _Timer, variants, module, size, workdir, threads):
+    """The keras and saved_model variants, at TensorFlow's thread count."""
+    import tensorflow as tf
+
+    from remax_tf.export.saved_model import export_saved_model
+
+    if "keras" in variants:
+        serve = tf.function(
+            module.serve,
+            input_signature=[tf.TensorSpec([1, *size, 3], tf.uint8)],
+            autograph=False,
+        )
+        single_batch = tf.constant(timer.batch)
+        timer.time_tf(
+            "keras", threads, lambda: [v.numpy() for v in serve(single_batch).values()]
+        )
+    if "saved_model" in variants:
+        path = export_saved_model(module, workdir)
+        timer.result["size_mb"]["saved_model"] = _directory_mb(path)
+        signature = tf.saved_model.load(path).signatures["serving_default"]
+        single = tf.constant(timer.image)
+        timer.time_tf(
+            "saved_model",
+            threads,
+            lambda: [v.numpy() for v in signature(image=single).values()],
+        )
+
+
+def _convert_variant(variant: str, module, model, size, calibration) -> dict:
+    """The TFLite files of ``variant`` ({file name: content})."""
+    from remax_tf.export import tflite
+
+    mode = _TFLITE_MODES[variant]
+    if variant == _SINGLE_INT8:
+        return {
+            SINGLE_INT8_FILE: tflite.convert_int8_single_file(
+                module,
+                size,
+                lambda: iter(calibration),
+                f"{model.name}/",
+                len(calibration),
+            )
+        }
+    options = {}
+    if mode == "int8":
+        options = dict(
+            representative_images=lambda: iter(calibration),
+            calibration_steps=len(calibration),
+        )
+    return tflite.convert_to_tflite(module, size, mode, **options)
+
+
+def _time_tflite_variants(
+    timer: _Timer, variants, module, model, size, threads, rng, calibration_steps
+):
+    """The TFLite variants (their sizes and op lists too), at each thread count."""
+    import tensorflow as tf
+
+    from remax_tf.export import tflite
+
+    pieces, result = timer.pieces, timer.result
+    lite_variants = [v for v in variants if v in _TFLITE_MODES]
+    piece_files = {}
+    if timer.split and lite_variants:
+        for part in ("pre", "post", "undo"):
+            piece_files[part] = _convert_piece(getattr(pieces, part), module, "none")
+    calibration = [
+        rng.integers(0, 256, [*size, 3], dtype=np.uint8)
+        for _ in range(calibration_steps)
+    ]
+    for variant in lite_variants:
+        mode = _TFLITE_MODES[variant]
+        files = _convert_variant(variant, module, model, size, calibration)
+        result["size_mb"][variant] = sum(len(c) for c in files.values()) / 1e6
+        result["tflite_ops"][variant] = {
+            name: tflite.op_types(content) for name, content in files.items()
+        }
+        if timer.split:
+            crops = [
+                pieces.pre(tf.constant(c[None]))["crop"].numpy() for c in calibration
+            ]
+            piece_files["network"] = _convert_piece(pieces.network, module, mode, crops)
+        for thread_count in threads:
+            timer.time_tflite(variant, files, mode, thread_count, piece_files)
+
+
+def benchmark_config(
+    config_file: str,
+    variants: Sequence[str],
+    crop: Optional[int],
+    threads: Sequence[int],
+    warmup: int,
+    repeats: int,
+    checkpoint: Optional[str],
+    calibration_steps: int,
+    class_head_scale: float = 300.0,
+    split: bool = True,
+    overrides: Sequence[str] = (),
+) -> Dict[str, object]:
+    config, size, model, module, post_processor, pieces = _serving_pieces(
+        config_file, crop, overrides, checkpoint, class_head_scale
+    )
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, [*size, 3], dtype=np.uint8)
-    batch = image[None]
-    tf_inputs = {"image": tf.constant(batch)}
-    crop_in = pieces.pre(tf.constant(batch))["crop"]
-    raw_in = pieces.network(crop_in)
-    maps_in = pieces.post(raw_in)
-    candidates = _num_candidates(
-        post_processor, raw_in["transformer_class_logits"].numpy()
-    )
     result: Dict[str, object] = {
         "config": config_file,
         "config_overrides": list(overrides),
         "backbone": config.model_options.backbone.name,
         "input_size": list(size),
-        "num_slots": int(raw_in["transformer_class_logits"].shape[1]),
-        "num_candidate_slots": candidates,
+        "num_slots": None,  # filled in below, from the network's output
+        "num_candidate_slots": None,
         "weights": checkpoint or f"initial, class head x{class_head_scale:g}",
         "num_inference_parameters": int(
             sum(v.shape.num_elements() for v in module.inference_variables)
@@ -320,140 +508,17 @@ def benchmark_config(  # noqa: C901, PLR0915 (long orchestration, to split)
         "size_mb": {},
         "tflite_ops": {},
     }
-    del tf_inputs
-
-    def record(variant, thread_count, part, times):
-        entry = (
-            result["latency"].setdefault(variant, {}).setdefault(str(thread_count), {})
-        )
-        entry[part] = {
-            "median_ms": statistics.median(times),
-            "min_ms": min(times),
-        }
-
-    def time_tf(variant, thread_count, total_call):
-        record(variant, thread_count, "total", _times_ms(total_call, warmup, repeats))
-        if not split:
-            return
-        for part, call in (
-            ("pre", lambda: pieces.pre(tf.constant(batch))["crop"].numpy()),
-            ("network", lambda: [v.numpy() for v in pieces.network(crop_in).values()]),
-            ("post", lambda: [v.numpy() for v in pieces.post(raw_in).values()]),
-            ("undo", lambda: [v.numpy() for v in pieces.undo(maps_in).values()]),
-        ):
-            record(variant, thread_count, part, _times_ms(call, warmup, repeats))
-
-    tf_threads = threads[0]
-    sizes = result["size_mb"]
+    timer = _Timer(pieces, image, result, warmup, repeats, split)
+    class_logits = timer.raw_in["transformer_class_logits"]
+    result["num_slots"] = int(class_logits.shape[1])
+    result["num_candidate_slots"] = _num_candidates(
+        post_processor, class_logits.numpy()
+    )
     with tempfile.TemporaryDirectory() as workdir:
-        if "keras" in variants:
-            serve = tf.function(
-                module.serve,
-                input_signature=[tf.TensorSpec([1, *size, 3], tf.uint8)],
-                autograph=False,
-            )
-            single_batch = tf.constant(batch)
-            time_tf(
-                "keras",
-                tf_threads,
-                lambda: [v.numpy() for v in serve(single_batch).values()],
-            )
-        if "saved_model" in variants:
-            path = export_saved_model(module, workdir)
-            sizes["saved_model"] = _directory_mb(path)
-            signature = tf.saved_model.load(path).signatures["serving_default"]
-            single = tf.constant(image)
-            time_tf(
-                "saved_model",
-                tf_threads,
-                lambda: [v.numpy() for v in signature(image=single).values()],
-            )
-        lite_variants = [v for v in variants if v in _TFLITE_MODES]
-        piece_files = {}
-        if split and lite_variants:
-            piece_files["pre"] = _convert_piece(pieces.pre, module, "none")
-            piece_files["post"] = _convert_piece(pieces.post, module, "none")
-            piece_files["undo"] = _convert_piece(pieces.undo, module, "none")
-        calibration = [
-            rng.integers(0, 256, [*size, 3], dtype=np.uint8)
-            for _ in range(calibration_steps)
-        ]
-        for variant in lite_variants:
-            mode = _TFLITE_MODES[variant]
-            options = {}
-            if mode == "int8":
-                options = dict(
-                    representative_images=lambda: iter(calibration),
-                    calibration_steps=calibration_steps,
-                )
-            if variant == _SINGLE_INT8:
-                files = {
-                    SINGLE_INT8_FILE: tflite.convert_int8_single_file(
-                        module,
-                        size,
-                        lambda: iter(calibration),
-                        f"{model.name}/",
-                        calibration_steps,
-                    )
-                }
-            else:
-                files = tflite.convert_to_tflite(module, size, mode, **options)
-            sizes[variant] = sum(len(c) for c in files.values()) / 1e6
-            result["tflite_ops"][variant] = {
-                name: tflite.op_types(content) for name, content in files.items()
-            }
-            network_file = None
-            if split:
-                crops = [
-                    pieces.pre(tf.constant(c[None]))["crop"].numpy()
-                    for c in calibration
-                ]
-                network_file = _convert_piece(pieces.network, module, mode, crops)
-            for thread_count in threads:
-                from ai_edge_litert.interpreter import Interpreter
-
-                runners = [
-                    Interpreter(
-                        model_content=files[name], num_threads=thread_count
-                    ).get_signature_runner()
-                    for name in (
-                        SINGLE_INT8_FILE,
-                        tflite.model_file_name(mode),
-                        tflite.POSTPROCESS_FILE,
-                    )
-                    if name in files
-                ]
-
-                def tflite_call(runners=runners):
-                    outputs = runners[0](image=batch)
-                    for runner in runners[1:]:
-                        outputs = runner(**outputs)
-                    return outputs
-
-                record(
-                    variant,
-                    thread_count,
-                    "total",
-                    _times_ms(tflite_call, warmup, repeats),
-                )
-                if not split:
-                    continue
-                pre_run, _ = _lite_runner(piece_files["pre"], thread_count)
-                net_run, _ = _lite_runner(network_file, thread_count)
-                post_run, _ = _lite_runner(piece_files["post"], thread_count)
-                undo_run, _ = _lite_runner(piece_files["undo"], thread_count)
-                crop_np = crop_in.numpy()
-                raw_np = _named_outputs(net_run({"crop": crop_np}), RAW_OUTPUT_KEYS)
-                maps_np = _named_outputs(post_run(raw_np), MAP_KEYS)
-                for part, call in (
-                    ("pre", lambda: pre_run({"image": batch})),
-                    ("network", lambda: net_run({"crop": crop_np})),
-                    ("post", lambda: post_run(raw_np)),
-                    ("undo", lambda: undo_run(maps_np)),
-                ):
-                    record(
-                        variant, thread_count, part, _times_ms(call, warmup, repeats)
-                    )
+        _time_tf_variants(timer, variants, module, size, workdir, threads[0])
+        _time_tflite_variants(
+            timer, variants, module, model, size, threads, rng, calibration_steps
+        )
     return result
 
 
