@@ -20,8 +20,9 @@
   (``remax-train`` and ``trainer/train.py`` share ``remax_tf.train``'s flags,
   the converters share ``remax_tf.data.conversion``'s) list them too.
 
-This module imports neither TensorFlow nor anything that does, so that
-``--help`` returns at once.
+This module imports neither TensorFlow nor anything that does: the
+converters' spawned worker processes (``data/shapes.py``) import it, and
+:func:`quiet_tensorflow` must run before TensorFlow loads.
 """
 
 from __future__ import annotations

@@ -53,10 +53,10 @@ from remax_tf.data import shapes  # noqa: E402
 from remax_tf.data import tfrecord  # noqa: E402
 from remax_tf.inference.predictor import load_predictor  # noqa: E402
 from remax_tf.training import pretrain_backbone  # noqa: E402
+from remax_tf.training import train_lib  # noqa: E402
 from remax_tf.training.distribution import disable_grappler_if_asked  # noqa: E402
 from remax_tf.training.errors import ConfigChangedError  # noqa: E402
 from remax_tf.training.errors import TrainingSetupError  # noqa: E402
-from remax_tf.training.train_lib import run_experiment  # noqa: E402
 
 # Resolved by load_config: this file relative to the working directory, else
 # the copy shipped in the package (remax_tf.configs).
@@ -238,7 +238,7 @@ def train_and_export(
     set_num_steps(config, num_steps)
     validate_config(config, config_file)
     try:
-        return run_experiment("train_and_eval", config, model_dir)
+        return train_lib.run_experiment("train_and_eval", config, model_dir)
     except ConfigChangedError as e:
         # The trainer's fix names trainer flags; the demo's is another folder.
         changed = ", ".join(field for field, _, _ in e.changes)

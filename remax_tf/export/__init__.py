@@ -7,7 +7,10 @@
 * :func:`convert_to_tflite`: fixed-size TFLite conversion with a
   quantisation switch (``none``, ``fp16``, ``dynamic``, ``int8``).
 
-Imported lazily so that ``import remax_tf.export`` stays cheap.
+The names load on first use: ``remax-export`` and ``python -m
+remax_tf.export`` import this package before ``export/__main__.py`` runs, and
+that module must quiet TensorFlow's start-up logs (``cli.quiet_tensorflow``)
+before TensorFlow is imported.
 """
 
 import importlib

@@ -6,31 +6,31 @@
   config), a SavedModel or a TFLite file -> a callable
   image -> panoptic maps at the image's size.
 
-``python -m remax_tf.predict`` is the command line on top of them. Names are
-imported lazily so that ``--help`` and argument errors do not wait for
-TensorFlow.
+``python -m remax_tf.predict`` is the command line on top of them.
 """
 
-import importlib
+from remax_tf.inference.base import Predictor
+from remax_tf.inference.checkpoint_predictor import CheckpointPredictor
+from remax_tf.inference.images import ImageReadError
+from remax_tf.inference.images import list_images
+from remax_tf.inference.images import load_image
+from remax_tf.inference.model_files import MODEL_KINDS
+from remax_tf.inference.model_files import ModelFileError
+from remax_tf.inference.model_files import detect_model_kind
+from remax_tf.inference.predictor import load_predictor
+from remax_tf.inference.saved_model_predictor import SavedModelPredictor
+from remax_tf.inference.tflite_predictor import TFLitePredictor
 
-_EXPORTS = {
-    "ImageReadError": "remax_tf.inference.images",
-    "list_images": "remax_tf.inference.images",
-    "load_image": "remax_tf.inference.images",
-    "MODEL_KINDS": "remax_tf.inference.model_files",
-    "ModelFileError": "remax_tf.inference.model_files",
-    "detect_model_kind": "remax_tf.inference.model_files",
-    "Predictor": "remax_tf.inference.base",
-    "load_predictor": "remax_tf.inference.predictor",
-    "CheckpointPredictor": "remax_tf.inference.checkpoint_predictor",
-    "SavedModelPredictor": "remax_tf.inference.saved_model_predictor",
-    "TFLitePredictor": "remax_tf.inference.tflite_predictor",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'remax_tf.inference' has no attribute {name!r}")
+__all__ = [
+    "CheckpointPredictor",
+    "ImageReadError",
+    "MODEL_KINDS",
+    "ModelFileError",
+    "Predictor",
+    "SavedModelPredictor",
+    "TFLitePredictor",
+    "detect_model_kind",
+    "list_images",
+    "load_image",
+    "load_predictor",
+]

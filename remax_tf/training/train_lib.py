@@ -26,6 +26,7 @@ import orbit
 import tensorflow as tf
 import tf_keras
 
+from remax_tf import losses
 from remax_tf.config import validate_config
 from remax_tf.config.dataset_choice import EVAL
 from remax_tf.config.dataset_choice import TRAIN
@@ -34,7 +35,6 @@ from remax_tf.export.exporter import export_checkpoint
 from remax_tf.export.exporter import export_from_config
 from remax_tf.inference.model_files import ModelFileError
 from remax_tf.inference.model_files import find_checkpoint
-from remax_tf.losses import build_loss
 from remax_tf.model import build_model
 from remax_tf.protos import config_pb2
 from remax_tf.training import checkpoints
@@ -221,7 +221,7 @@ def _run_loops(  # noqa: C901, PLR0915 (long orchestration, to split)
         global_step = orbit.utils.create_global_step()
         trainer = evaluator = None
         if training:
-            loss = build_loss(config, descriptor)
+            loss = losses.build_loss(config, descriptor)
             trainer = build_trainer(
                 config,
                 model,
