@@ -44,7 +44,7 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8",
 ]
 
-# Console scripts; each parses its flags before importing TensorFlow.
+# Console scripts (remax_tf's commands).
 CONSOLE_SCRIPTS = [
     "remax-train = remax_tf.train:run",
     "remax-predict = remax_tf.predict:run",
