@@ -573,14 +573,21 @@ def _tf_thread_runs(args, config_file: str, thread_count: int) -> Dict[str, obje
     return run_isolated(
         _tf_run_at,
         thread_count,
-        config_file,
-        tf_variants,
-        args.crop,
-        [thread_count],
-        args.warmup,
-        args.repeats,
-        args.checkpoint,
-        args.calibration_steps,
+        **_run_settings(args, config_file, [thread_count], tf_variants),
+    )
+
+
+def _run_settings(args, config_file: str, threads, variants) -> Dict[str, object]:
+    """The keyword arguments of :func:`benchmark_config` for one config."""
+    return dict(
+        config_file=config_file,
+        variants=variants,
+        crop=args.crop,
+        threads=threads,
+        warmup=args.warmup,
+        repeats=args.repeats,
+        checkpoint=args.checkpoint,
+        calibration_steps=args.calibration_steps,
         class_head_scale=args.class_head_scale,
         split=not args.no_split,
         overrides=args.config_override,
@@ -658,19 +665,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(threads[0])
     results = []
     for config_file in args.config_file:
-        result = benchmark_config(
-            config_file,
-            variants,
-            args.crop,
-            threads,
-            args.warmup,
-            args.repeats,
-            args.checkpoint,
-            args.calibration_steps,
-            class_head_scale=args.class_head_scale,
-            split=not args.no_split,
-            overrides=args.config_override,
-        )
+        result = benchmark_config(**_run_settings(args, config_file, threads, variants))
         if any(v not in _TFLITE_MODES for v in variants):
             for thread_count in threads[1:]:
                 child = _tf_thread_runs(args, config_file, thread_count)

@@ -120,6 +120,11 @@ def _check_dataset(
             )
 
 
+def _check_choice(problems: List[str], field: str, value: str, choices) -> None:
+    if value not in choices:
+        problems.append(f"{field} = {value!r}: use one of {tuple(choices)}.")
+
+
 def _check_unit(problems: List[str], field: str, value: float) -> None:
     # Fields are float32: print 1.4, not 1.399999976158142.
     if not 0.0 <= value <= 1.0:
@@ -249,17 +254,18 @@ def _check_remax(problems: List[str], r: resolved.ReMaXSettings) -> None:
 
 
 def _check_evaluator(problems: List[str], ev) -> None:
-    if ev.transformer_post_processing not in POST_PROCESSINGS:
-        problems.append(
-            f"evaluator_options.transformer_post_processing = "
-            f"{ev.transformer_post_processing!r}: use one of {POST_PROCESSINGS}."
-        )
-    if ev.post_processing_resolution not in POST_PROCESSING_RESOLUTIONS:
-        problems.append(
-            f"evaluator_options.post_processing_resolution = "
-            f"{ev.post_processing_resolution!r}: use one of "
-            f"{POST_PROCESSING_RESOLUTIONS}."
-        )
+    _check_choice(
+        problems,
+        "evaluator_options.transformer_post_processing",
+        ev.transformer_post_processing,
+        POST_PROCESSINGS,
+    )
+    _check_choice(
+        problems,
+        "evaluator_options.post_processing_resolution",
+        ev.post_processing_resolution,
+        POST_PROCESSING_RESOLUTIONS,
+    )
     _check_unit(
         problems,
         "evaluator_options.pixel_confidence_threshold",
@@ -302,16 +308,18 @@ def validate_config(
             f"{config.model_options.WhichOneof('meta_architecture')!r})."
         )
     solver = config.trainer_options.solver_options
-    if solver.learning_policy not in LEARNING_POLICIES:
-        problems.append(
-            f"trainer_options.solver_options.learning_policy = "
-            f"{solver.learning_policy!r}: use one of {LEARNING_POLICIES}."
-        )
-    if solver.optimizer not in OPTIMIZERS:
-        problems.append(
-            f"trainer_options.solver_options.optimizer = "
-            f"{solver.optimizer!r}: use one of {OPTIMIZERS}."
-        )
+    _check_choice(
+        problems,
+        "trainer_options.solver_options.learning_policy",
+        solver.learning_policy,
+        LEARNING_POLICIES,
+    )
+    _check_choice(
+        problems,
+        "trainer_options.solver_options.optimizer",
+        solver.optimizer,
+        OPTIMIZERS,
+    )
     if solver.base_learning_rate <= 0:
         problems.append(
             f"trainer_options.solver_options.base_learning_rate = "
