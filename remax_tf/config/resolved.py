@@ -27,6 +27,19 @@ TRANSFORMER_DECODER_STRIDES = (32, 16, 8)
 REMAX_SEMANTIC_HEAD_ATROUS_RATES = ASPP_ATROUS_RATES
 BLOCK_TYPES = ("axial", "bottleneck")
 REMAX_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def check_remax_activation(activation: str, what: str) -> str:
+    """``activation`` if it is one of :data:`REMAX_ACTIVATIONS`, else a
+    ValueError naming ``what`` uses it and the config field."""
+    if activation not in REMAX_ACTIVATIONS:
+        raise ValueError(
+            f"{what} activation {activation!r} is unknown; known: "
+            f"{', '.join(REMAX_ACTIVATIONS)} (model_options.remax.activation)."
+        )
+    return activation
+
+
 # Reductions of the sigmoid mask-ID cross-entropy over the NQ slots of a pixel.
 MASK_ID_SIGMOID_REDUCTIONS = ("sum", "mean")
 

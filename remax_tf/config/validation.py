@@ -12,6 +12,7 @@ from remax_tf.config.backbones import KMAX_BACKBONE_NAMES
 from remax_tf.config.backbones import known_backbones
 from remax_tf.config.errors import ConfigError
 from remax_tf.data import datasets
+from remax_tf.data.copy_paste import PASTE_OPTIONS
 from remax_tf.protos import config_pb2
 from remax_tf.protos import model_pb2
 
@@ -21,7 +22,6 @@ POST_PROCESSINGS = ("pixelwise", "maskwise")
 # evaluator_options.post_processing_resolution: "input" is DeepLab2's exact
 # rule, "model_output" the faster approximation (docs/export.md).
 POST_PROCESSING_RESOLUTIONS = ("input", "model_output")
-COPY_PASTE_OPTIONS = ("random", "none", "all")
 
 
 def _check_crop(problems: List[str], field: str, crop) -> None:
@@ -113,11 +113,13 @@ def _check_dataset(
     cp = aug.panoptic_copy_paste
     for name in ("thing", "stuff", "void"):
         value = getattr(cp, f"panoptic_copy_paste_{name}_option")
-        if value not in COPY_PASTE_OPTIONS:
-            problems.append(
-                f"{prefix}.augmentations.panoptic_copy_paste.panoptic_copy_paste_"
-                f"{name}_option = {value!r}: use one of {COPY_PASTE_OPTIONS}."
-            )
+        _check_choice(
+            problems,
+            f"{prefix}.augmentations.panoptic_copy_paste.panoptic_copy_paste_"
+            f"{name}_option",
+            value,
+            PASTE_OPTIONS,
+        )
 
 
 def _check_choice(problems: List[str], field: str, value: str, choices) -> None:
@@ -229,11 +231,12 @@ def _check_remax(problems: List[str], r: resolved.ReMaXSettings) -> None:
     """ReMaX's allowed values (paper Sec. 3)."""
     if not r.enabled:
         return
-    if r.activation not in resolved.REMAX_ACTIVATIONS:
-        problems.append(
-            f"model_options.remax.activation = {r.activation!r}: "
-            f"use one of {resolved.REMAX_ACTIVATIONS}."
-        )
+    _check_choice(
+        problems,
+        "model_options.remax.activation",
+        r.activation,
+        resolved.REMAX_ACTIVATIONS,
+    )
     if r.mask_id_sigmoid_reduction not in resolved.MASK_ID_SIGMOID_REDUCTIONS:
         problems.append(
             "model_options.remax.mask_id_sigmoid_reduction = "

@@ -33,7 +33,7 @@ from typing import Tuple
 import tensorflow as tf
 
 from remax_tf.config.resolved import MASK_ID_SIGMOID_REDUCTIONS
-from remax_tf.config.resolved import REMAX_ACTIVATIONS
+from remax_tf.config.resolved import check_remax_activation
 from remax_tf.losses.reduction import average_top_k
 
 # Largest probability used in log(1 - p) of the softmax FP part (analysis only).
@@ -41,12 +41,7 @@ _MAX_PROB = 1.0 - 1e-7
 
 
 def check_activation(activation: str) -> str:
-    if activation not in REMAX_ACTIVATIONS:
-        raise ValueError(
-            f"mask-ID activation {activation!r} is unknown; known: "
-            f"{', '.join(REMAX_ACTIVATIONS)} (model_options.remax.activation)."
-        )
-    return activation
+    return check_remax_activation(activation, "mask-ID")
 
 
 def per_pixel_mask_id_loss(

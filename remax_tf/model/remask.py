@@ -41,8 +41,8 @@ from typing import Sequence
 import tensorflow as tf
 import tf_keras
 
-from remax_tf.config.resolved import REMAX_ACTIVATIONS
 from remax_tf.config.resolved import ReMaXSettings
+from remax_tf.config.resolved import check_remax_activation
 
 # What the second input of ReMask holds: the semantic logits m_sem of a ReMaX
 # semantic head, or semantic probabilities used as act(m_sem) directly (the
@@ -124,11 +124,7 @@ class ReMask(tf_keras.layers.Layer):
     ):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        if activation not in REMAX_ACTIVATIONS:
-            raise ValueError(
-                f"ReMask activation {activation!r} is unknown; known: "
-                f"{', '.join(REMAX_ACTIVATIONS)} (model_options.remax.activation)."
-            )
+        check_remax_activation(activation, "ReMask")
         if semantic_input not in SEMANTIC_INPUTS:
             raise ValueError(
                 f"ReMask semantic_input {semantic_input!r} is unknown; known: "
