@@ -27,6 +27,7 @@ converters' spawned worker processes (``data/shapes.py``) import it, and
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -124,6 +125,22 @@ def report_errors(
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 1
     return 0 if status is None else int(status)
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--debug`` to an argparse command (see :func:`run_parsed`)."""
+    parser.add_argument(
+        DEBUG_FLAG,
+        action="store_true",
+        help=f"on an error, print its traceback too (also {DEBUG_ENV}=1)",
+    )
+
+
+def run_parsed(main: Callable[..., Optional[int]], args: argparse.Namespace) -> int:
+    """:func:`report_errors` for an argparse command: ``main(args)``, with the
+    traceback when ``args.debug`` (:func:`add_debug_argument`) or
+    ``REMAX_TF_DEBUG`` asks for it."""
+    return report_errors(main, args, debug=args.debug or debug_requested([]))
 
 
 def list_module_flags_in_help(*modules: ModuleType) -> None:

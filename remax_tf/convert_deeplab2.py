@@ -88,11 +88,7 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         help="field.path=value, repeatable",
     )
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
-    )
+    cli.add_debug_argument(parser)
     return parser
 
 
@@ -208,8 +204,7 @@ def convert(
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_convert, args, debug=debug)
+    return cli.run_parsed(_convert, args)
 
 
 def _convert(args: argparse.Namespace) -> int:

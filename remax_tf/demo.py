@@ -127,11 +127,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help=f"validation images to generate and evaluate on (default: "
         f"{DEFAULT_NUM_VAL})",
     )
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
-    )
+    cli.add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -319,8 +315,7 @@ def report(
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_demo, args, debug=debug)
+    return cli.run_parsed(_demo, args)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -453,11 +453,7 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         default=True,
         help="progress bar on stderr (default: yes)",
     )
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
-    )
+    cli.add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -490,8 +486,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(argv)
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_predict, args, debug=debug)
+    return cli.run_parsed(_predict, args)
 
 
 def run() -> None:

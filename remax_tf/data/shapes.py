@@ -633,14 +633,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         "--size", type=int, default=None, help="image size (default: the preset's)"
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
-    )
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_generate, args, debug=debug)
+    return cli.run_parsed(_generate, args)
 
 
 def _generate(args: argparse.Namespace) -> int:

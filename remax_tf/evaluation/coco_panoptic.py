@@ -408,11 +408,7 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--workers", type=int, default=1, help="processes scoring images in parallel"
     )
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
-    )
+    cli.add_debug_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -446,8 +442,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parse_args(argv)
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_evaluate, args, debug=debug)
+    return cli.run_parsed(_evaluate, args)
 
 
 def run() -> None:

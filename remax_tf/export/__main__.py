@@ -101,11 +101,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         default=[],
         help="field.path=value, applied after parsing (repeatable).",
     )
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"On an error, print its traceback too (also {cli.DEBUG_ENV}=1).",
-    )
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
     args.format = _split(args.format) or None
     args.quantize = _split(args.quantize) or ["none"]
@@ -154,8 +150,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_export, args, debug=debug)
+    return cli.run_parsed(_export, args)
 
 
 def run() -> None:

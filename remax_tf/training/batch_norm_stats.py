@@ -142,14 +142,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--config_override", action="append", default=[], help="field.path=value"
     )
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
-    )
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_reestimate, args, debug=debug)
+    return cli.run_parsed(_reestimate, args)
 
 
 def _reestimate(args: argparse.Namespace) -> int:

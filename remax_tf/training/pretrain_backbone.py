@@ -196,14 +196,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--num_images", type=int, default=defaults.num_images)
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument(
-        cli.DEBUG_FLAG,
-        action="store_true",
-        help=f"on an error, print its traceback too (also {cli.DEBUG_ENV}=1)",
-    )
+    cli.add_debug_argument(parser)
     args = parser.parse_args(argv)
-    debug = args.debug or cli.debug_requested([])
-    return cli.report_errors(_pretrain, args, debug=debug)
+    return cli.run_parsed(_pretrain, args)
 
 
 def _pretrain(args: argparse.Namespace) -> int:
