@@ -143,6 +143,19 @@ def run_parsed(main: Callable[..., Optional[int]], args: argparse.Namespace) -> 
     return report_errors(main, args, debug=args.debug or debug_requested([]))
 
 
+def skipped_lines(
+    skipped: Sequence[Sequence[str]], indent: str, limit: int, listed_in: str
+) -> List[str]:
+    """``skipped NAME: REASON`` lines for the first ``limit`` of ``skipped``
+    (name, reason) pairs, then ``... and K more (all listed in LISTED_IN)``."""
+    lines = [f"{indent}skipped {name}: {reason}" for name, reason in skipped[:limit]]
+    if len(skipped) > limit:
+        lines.append(
+            f"{indent}... and {len(skipped) - limit} more (all listed in {listed_in})"
+        )
+    return lines
+
+
 def list_module_flags_in_help(*modules: ModuleType) -> None:
     """Makes absl's ``--help`` (the main module's key flags) list the flags
     defined in ``modules``, whichever script is the main module."""

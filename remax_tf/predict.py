@@ -164,13 +164,9 @@ class PredictSummary:
             f"skipped, in {self.seconds:.1f} s -> {self.output_dir} "
             f"({COCO_JSON}, {SEGMENTS_JSON}, *{PANOPTIC_SUFFIX}, *{OVERLAY_SUFFIX})"
         ]
-        for path, reason in self.skipped[:_SUMMARY_LIST_LIMIT]:
-            lines.append(f"[predict]   skipped {path}: {reason}")
-        if len(self.skipped) > _SUMMARY_LIST_LIMIT:
-            lines.append(
-                f"[predict]   ... and {len(self.skipped) - _SUMMARY_LIST_LIMIT} more "
-                f"(all listed in {SEGMENTS_JSON})"
-            )
+        lines += cli.skipped_lines(
+            self.skipped, "[predict]   ", _SUMMARY_LIST_LIMIT, SEGMENTS_JSON
+        )
         return "\n".join(lines)
 
 

@@ -112,13 +112,9 @@ class SplitSummary:
             f"written, {len(self.skipped)} skipped; shards: {self.shards_written} "
             f"written, {self.shards_reused} already complete (kept)."
         ]
-        for name, reason in self.skipped[:_SUMMARY_LIST_LIMIT]:
-            lines.append(f"  skipped {name}: {reason}")
-        if len(self.skipped) > _SUMMARY_LIST_LIMIT:
-            lines.append(
-                f"  ... and {len(self.skipped) - _SUMMARY_LIST_LIMIT} more "
-                f"(all listed in {self.split}-skipped.txt)"
-            )
+        lines += cli.skipped_lines(
+            self.skipped, "  ", _SUMMARY_LIST_LIMIT, f"{self.split}-skipped.txt"
+        )
         return "\n".join(lines)
 
 
