@@ -153,25 +153,36 @@ def apply_override(
     elif is_message:
         body = value[1:-1] if value.startswith("{") and value.endswith("}") else value
         patch = type(getattr(parent, name))()
-        try:
-            text_format.Parse(body, patch)
-        except text_format.ParseError as e:
-            raise ConfigError(
-                f"{source}: {dotted}={value!r}: {_strip_location(str(e))}. Fix: give "
-                f"a textproto body of {field.message_type.name}."
-            ) from e
+        _parse_override(
+            text_format.Parse,
+            body,
+            patch,
+            f"{source}: {dotted}={value!r}",
+            f"a textproto body of {field.message_type.name}",
+        )
         _merge_replacing_lists(getattr(parent, name), patch)
         return
     else:
         if is_string and not (value.startswith('"') or value.startswith("'")):
             value = f'"{value}"'
         snippet = f"{name}: {value}"
+    _parse_override(
+        text_format.Merge,
+        snippet,
+        parent,
+        f"{source}: {dotted}={value!r}",
+        f"a value of the field's type ({_type_name(field)})",
+    )
+
+
+def _parse_override(parse, text: str, message, culprit: str, expected: str) -> None:
+    """``parse(text, message)``; a ParseError becomes a ConfigError naming the
+    override (``culprit``) and what to give instead (``expected``)."""
     try:
-        text_format.Merge(snippet, parent)
+        parse(text, message)
     except text_format.ParseError as e:
         raise ConfigError(
-            f"{source}: {dotted}={value!r}: {_strip_location(str(e))}. Fix: give "
-            f"a value of the field's type ({_type_name(field)})."
+            f"{culprit}: {_strip_location(str(e))}. Fix: give {expected}."
         ) from e
 
 
