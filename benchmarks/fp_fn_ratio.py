@@ -568,22 +568,20 @@ def _compact(output: Mapping[str, object]) -> Dict[str, object]:
         "wall_seconds": output["wall_seconds"],
         "steps": output["steps"],
         "num_images": output["num_images"],
-        "median_ratio": {
-            stage: {
-                v: round(s["median"], 4)
-                for v, s in summary["relaxed_layers_pooled"].items()
-                if s.get("count")
-            }
-            for stage, summary in results.items()
-        },
-        "share_over_100": {
-            stage: {
-                v: round(s["share_over_100"], 3)
-                for v, s in summary["relaxed_layers_pooled"].items()
-                if s.get("count")
-            }
-            for stage, summary in results.items()
-        },
+        "median_ratio": _pooled(results, "median", 4),
+        "share_over_100": _pooled(results, "share_over_100", 3),
+    }
+
+
+def _pooled(results: dict, key: str, digits: int) -> dict:
+    """stage -> variant -> the relaxed layers' pooled ``key``, rounded."""
+    return {
+        stage: {
+            variant: round(stats[key], digits)
+            for variant, stats in summary["relaxed_layers_pooled"].items()
+            if stats.get("count")
+        }
+        for stage, summary in results.items()
     }
 
 
