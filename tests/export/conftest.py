@@ -7,6 +7,10 @@ built for training too, so that training-only variables exist and the tests
 can check that nothing of them is exported.
 """
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -115,3 +119,32 @@ def keras_reference(demo_model, test_images):
             result[key] = raw[key][0].numpy()
         results[name] = result
     return results
+
+
+@pytest.fixture(scope="session")
+def run_in_fresh_python():
+    """``run(script, model_path, arrays, directory) -> (info, outputs)``:
+    ``python -c script MODEL IN.npz OUT.npz`` in a fresh interpreter (so the
+    export is read without remax_tf), ``arrays`` saved as ``IN.npz``; the
+    script prints one JSON line last (``info``) and saves ``OUT.npz``."""
+
+    def run(script, model_path, arrays, directory):
+        np.savez(directory / "images.npz", **arrays)
+        completed = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                script,
+                str(model_path),
+                str(directory / "images.npz"),
+                str(directory / "outputs.npz"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        info = json.loads(completed.stdout.strip().splitlines()[-1])
+        return info, dict(np.load(directory / "outputs.npz"))
+
+    return run

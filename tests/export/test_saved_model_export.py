@@ -1,10 +1,6 @@
 """SavedModel export: parity with the evaluation path, loaded by a process
 that has only TensorFlow (no remax_tf), and nothing training-only inside."""
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -43,25 +39,13 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def served(demo_export, test_images, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("served")
-    np.savez(directory / "images.npz", **test_images)
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _LOAD_AND_RUN,
-            demo_export["saved_model"],
-            str(directory / "images.npz"),
-            str(directory / "outputs.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+def served(demo_export, test_images, tmp_path_factory, run_in_fresh_python):
+    return run_in_fresh_python(
+        _LOAD_AND_RUN,
+        demo_export["saved_model"],
+        test_images,
+        tmp_path_factory.mktemp("served"),
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    info = json.loads(completed.stdout.strip().splitlines()[-1])
-    return info, dict(np.load(directory / "outputs.npz"))
 
 
 @pytest.mark.slow  # loads the export in a subprocess

@@ -2,8 +2,6 @@
 ``ai-edge-litert`` (no TensorFlow, no remax_tf), and the command line."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -52,27 +50,15 @@ print(json.dumps({
 
 
 @pytest.fixture(scope="module")
-def litert_outputs(demo_export, test_images, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("litert")
-    np.savez(directory / "images.npz", crop=test_images["crop"])
+def litert_outputs(demo_export, test_images, tmp_path_factory, run_in_fresh_python):
     tflite_dir = str(next(iter(demo_export["tflite"].values()))).rsplit("/", 1)[0]
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _RUN_TFLITE,
-            tflite_dir,
-            str(directory / "images.npz"),
-            str(directory / "outputs.npz"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+    info, outputs = run_in_fresh_python(
+        _RUN_TFLITE,
+        tflite_dir,
+        {"crop": test_images["crop"]},
+        tmp_path_factory.mktemp("litert"),
     )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    info = json.loads(completed.stdout.strip().splitlines()[-1])
     assert info["imported"] == []
-    outputs = dict(np.load(directory / "outputs.npz"))
     return {
         mode: {
             key.split("/", 1)[1]: value[0]
