@@ -143,3 +143,19 @@ def check_layer():
     train=True, expected_zero_gradients=(), steps=2) -> the inference outputs
     (``run_layer_checks``)."""
     return run_layer_checks
+
+
+@pytest.fixture(scope="session")
+def random_tensor():
+    """random_tensor(*shape, seed=0) -> a float32 tensor of N(0, 1) values."""
+
+    def make(*shape, seed=0):
+        return tf.constant(np.random.default_rng(seed).normal(size=shape), tf.float32)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def parameter_count():
+    """parameter_count(layer) -> its number of trainable parameters."""
+    return trainable_parameter_count
