@@ -50,6 +50,7 @@ from remax_tf.data.input_pipeline import sample_spec
 from remax_tf.postprocess import build_post_processor
 from remax_tf.postprocess import undo_preprocessing
 from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
+from remax_tf.postprocess.undo_preprocessing import undo_is_identity
 from remax_tf.protos import config_pb2
 
 SERVING_DEFAULT = "serving_default"
@@ -98,6 +99,15 @@ def as_rgb(images: tf.Tensor, rank: int, signature: str, expected: str) -> tf.Te
     index = tf.where(tf.equal(channels, _GREY_CHANNELS), _GREY_TO_RGB, _RGB)
     rgb = tf.gather(images, index, axis=rank - 1)
     return tf.ensure_shape(rgb, [None] * (rank - 1) + [3])
+
+
+def _size_of(image: tf.Tensor) -> tf.Tensor:
+    """(height, width) of an [H, W, C] image: a constant when the shape is
+    static (fixed-size exports), so that an identity undo can be skipped
+    (``undo_is_identity``)."""
+    if image.shape[:2].is_fully_defined():
+        return tf.constant(image.shape[:2].as_list(), tf.int32)
+    return tf.shape(image)[:2]
 
 
 def _eval_dataset_options(config: config_pb2.ExperimentOptions):
@@ -195,7 +205,7 @@ class ServingModule(tf.Module):
             padded, _, resized = preprocessing.preprocess_for_eval(
                 image, None, config, label_pad_value=0
             )
-            return padded, tf.shape(resized)[:2]
+            return padded, _size_of(resized)
 
         if images.shape[0] == 1:
             padded, resized_size = one(images[0])
@@ -216,7 +226,7 @@ class ServingModule(tf.Module):
         images = tf.convert_to_tensor(images)
         if images.shape.rank != 4 or images.shape[-1] != 3:
             raise ValueError(f"images must be [B, H, W, 3], got {images.shape}.")
-        original_size = tf.shape(images)[1:3]
+        original_size = _size_of(images[0])
         padded, resized_size = self._preprocess(images)
         predictions = self._run_model(padded)
         raw = {key: tf.cast(predictions[key], tf.float32) for key in RAW_OUTPUT_KEYS}
@@ -228,6 +238,8 @@ class ServingModule(tf.Module):
         """Post-processing and the undo of the preprocessing: the ``MAP_KEYS``
         maps at ``original_size``."""
         maps = self._post_process(raw)
+        if undo_is_identity(maps[MAP_KEYS[0]].shape[1:3], resized_size, original_size):
+            return {key: maps[key] for key in MAP_KEYS}
         # TFLite's builtin RESIZE_NEAREST_NEIGHBOR takes no int32, so the maps
         # are undone as float32: exact, since every id stays below 2**24
         # (COCO's largest panoptic id is 134 * 256).

@@ -27,6 +27,22 @@ MAP_KEYS = (
 )
 
 
+def undo_is_identity(map_size, resized_size, original_size) -> bool:
+    """Whether the undo provably changes nothing: the map size, the resized
+    size and the original size are all known while tracing and equal (an
+    image already at the crop size, as in a fixed-size TFLite export). A
+    nearest-neighbour resize to the same size is then a copy, so skipping it
+    gives the same maps, bit for bit, without the work."""
+    sizes = [
+        tf.get_static_value(tf.convert_to_tensor(s))
+        for s in (resized_size, original_size)
+    ]
+    map_size = [None if d is None else int(d) for d in map_size]
+    if None in map_size or any(size is None for size in sizes):
+        return False
+    return all([int(v) for v in size] == map_size for size in sizes)
+
+
 def undo_resize_and_pad(
     maps: tf.Tensor, resized_size: tf.Tensor, original_size: tf.Tensor
 ) -> tf.Tensor:
@@ -46,6 +62,8 @@ def undo_resize_and_pad(
     rank = maps.shape.rank
     if rank not in (3, 4):
         raise ValueError(f"maps must be [B, H, W] or [B, H, W, C], got {maps.shape}.")
+    if undo_is_identity(maps.shape[1:3], resized_size, original_size):
+        return maps
     resized_size = tf.cast(tf.convert_to_tensor(resized_size), tf.int32)
     original_size = tf.cast(tf.convert_to_tensor(original_size), tf.int32)
     images = maps if rank == 4 else maps[..., None]

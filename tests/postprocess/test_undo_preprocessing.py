@@ -6,6 +6,7 @@ import tensorflow as tf
 from remax_tf import common
 from remax_tf.postprocess import undo_preprocessing
 from remax_tf.postprocess import undo_resize_and_pad
+from remax_tf.postprocess.undo_preprocessing import undo_is_identity
 
 
 def test_crop_then_nearest_with_aligned_corners():
@@ -62,3 +63,29 @@ def test_maps_undone_together_equal_maps_undone_one_by_one():
             want = undo_resize_and_pad(value, resized, original).numpy()
             got = out[key].numpy()
             assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), key
+
+
+def test_undo_at_the_crop_size_is_skipped_only_when_provably_identity():
+    maps = tf.constant(np.arange(2 * 5 * 7).reshape(2, 5, 7), tf.int32)
+    same = tf.constant([5, 7])
+    assert undo_is_identity(maps.shape[1:3], same, same)
+    assert undo_resize_and_pad(maps, same, same) is maps
+    assert not undo_is_identity(maps.shape[1:3], tf.constant([5, 6]), same)
+    assert not undo_is_identity([None, 7], same, same)
+
+    @tf.function(input_signature=[tf.TensorSpec([2], tf.int32)])
+    def dynamic(size):
+        # Sizes unknown while tracing: the resize stays in the graph.
+        assert not undo_is_identity(maps.shape[1:3], size, size)
+        return undo_resize_and_pad(maps, size, size)
+
+    np.testing.assert_array_equal(dynamic(same).numpy(), maps.numpy())
+    ops = {op.type for op in dynamic.get_concrete_function().graph.get_operations()}
+    assert "ResizeNearestNeighbor" in ops
+
+    @tf.function(input_signature=[])
+    def static():
+        return undo_resize_and_pad(maps, same, same)
+
+    ops = {op.type for op in static.get_concrete_function().graph.get_operations()}
+    assert "ResizeNearestNeighbor" not in ops
