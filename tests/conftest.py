@@ -6,6 +6,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pathlib  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -73,3 +75,22 @@ def tiny_remax_overrides():
 @pytest.fixture(scope="session")
 def repo_root() -> pathlib.Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def run_benchmark():
+    """run_benchmark(script, *args, check=True) -> CompletedProcess: runs
+    ``benchmarks/<script>`` with this Python in the repository root (quiet
+    TensorFlow logs), capturing text output."""
+
+    def run(script, *args, check=True):
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / "benchmarks" / script), *map(str, args)],
+            cwd=REPO_ROOT,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            capture_output=True,
+            text=True,
+            check=check,
+        )
+
+    return run

@@ -4,42 +4,31 @@ table and the JSON, on the demo config at crop 65 with the approximate
 post-processing (a --config_override, passed to the child too)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 
 @pytest.mark.slow  # converts TFLite files and starts a child process
-def test_split_at_two_thread_counts(repo_root, tmp_path):
+def test_split_at_two_thread_counts(run_benchmark, tmp_path):
     output = tmp_path / "latency.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(repo_root / "benchmarks" / "latency.py"),
-            "--config_file",
-            "configs/demo/shapes_remax.textproto",
-            "--crop",
-            "65",
-            "--variants",
-            "saved_model,tflite_fp32",
-            "--threads",
-            "1,2",
-            "--warmup",
-            "0",
-            "--repeats",
-            "1",
-            "--config_override",
-            "evaluator_options.post_processing_resolution=model_output",
-            "--output_json",
-            str(output),
-        ],
-        cwd=repo_root,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        capture_output=True,
-        text=True,
-        check=True,
+    completed = run_benchmark(
+        "latency.py",
+        "--config_file",
+        "configs/demo/shapes_remax.textproto",
+        "--crop",
+        "65",
+        "--variants",
+        "saved_model,tflite_fp32",
+        "--threads",
+        "1,2",
+        "--warmup",
+        "0",
+        "--repeats",
+        "1",
+        "--config_override",
+        "evaluator_options.post_processing_resolution=model_output",
+        "--output_json",
+        output,
     )
     assert "total / network" in completed.stdout.splitlines()[0]
     report = json.loads(output.read_text())

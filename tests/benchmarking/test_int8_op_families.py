@@ -1,29 +1,18 @@
 """benchmarks/int8_op_families.py: one op family, fp32 and int8 timed, table and JSON."""
 
 import json
-import os
-import subprocess
-import sys
 
 
-def test_one_family_is_timed_in_both_precisions(repo_root, tmp_path):
+def test_one_family_is_timed_in_both_precisions(run_benchmark, tmp_path):
     output = tmp_path / "int8.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(repo_root / "benchmarks" / "int8_op_families.py"),
-            "--families",
-            "depthwise_pointwise_relu",
-            "--repeats",
-            "2",
-            "--output_json",
-            str(output),
-        ],
-        cwd=repo_root,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        capture_output=True,
-        text=True,
-        check=True,
+    completed = run_benchmark(
+        "int8_op_families.py",
+        "--families",
+        "depthwise_pointwise_relu",
+        "--repeats",
+        "2",
+        "--output_json",
+        output,
     )
     assert completed.stdout.startswith("| op family")
     report = json.loads(output.read_text())
@@ -34,18 +23,9 @@ def test_one_family_is_timed_in_both_precisions(repo_root, tmp_path):
     assert row["fp32_over_int8"] == row["fp32"]["median_ms"] / row["int8"]["median_ms"]
 
 
-def test_unknown_family_is_named(repo_root):
-    completed = subprocess.run(
-        [
-            sys.executable,
-            str(repo_root / "benchmarks" / "int8_op_families.py"),
-            "--families",
-            "winograd",
-        ],
-        cwd=repo_root,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        capture_output=True,
-        text=True,
+def test_unknown_family_is_named(run_benchmark):
+    completed = run_benchmark(
+        "int8_op_families.py", "--families", "winograd", check=False
     )
     assert completed.returncode == 2
     assert "unknown families ['winograd']" in completed.stderr

@@ -1,5 +1,12 @@
 """Shared checks of the model tests: the ``check_layer`` fixture, for any layer.
 
+``check_layer`` builds and calls a layer, compares the output shape and the
+trainable-parameter count with values derived by hand, checks that
+``get_config`` holds exactly the constructor arguments, survives JSON, and
+rebuilds a layer that computes the same function, then trains the rebuilt
+layer for two SGD steps: every trainable variable gets a finite, non-zero
+gradient and the outputs move.
+
 Test modules cannot import each other or this file by name (pytest runs with
 ``--import-mode=importlib``), so the check is handed out as a fixture.
 """

@@ -1,11 +1,6 @@
-"""Heads of remax_tf.model.heads: shapes, parameter counts, config round trips.
+"""Heads of remax_tf.model.heads.
 
-Every layer goes through the ``check_layer`` fixture (tests/model/conftest.py):
-build and call it, compare the output shape and the trainable-parameter count
-with values derived by hand, check that ``get_config`` holds exactly the
-constructor arguments, survives JSON, and rebuilds a layer that computes the
-same function, then train the rebuilt layer for two SGD steps: every trainable
-variable gets a finite, non-zero gradient and the outputs move.
+Each layer goes through the ``check_layer`` fixture (tests/model/conftest.py).
 """
 
 import numpy as np
