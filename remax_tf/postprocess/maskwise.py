@@ -243,7 +243,12 @@ def maskwise_assignment(
         tf.reduce_sum(low_res_probs * low_res_binary, axis=[1, 2]),
         tf.reduce_sum(low_res_binary, axis=[1, 2]),
     )
-    probs = tf.nn.softmax(tf.cast(resized_mask_logits, tf.float32), axis=-1)
+    if resized_mask_logits is mask_logits:
+        # Decided at the model's resolution (post_processing_resolution
+        # "model_output"): the same probabilities, not a second softmax.
+        probs = low_res_probs
+    else:
+        probs = tf.nn.softmax(tf.cast(resized_mask_logits, tf.float32), axis=-1)
     ranking_score = tf.pow(confidence, reorder_class_weight) * tf.pow(
         mask_score, reorder_mask_weight
     )

@@ -207,7 +207,9 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
           and the instance and semantic score maps ([B, H, W] float32).
         """
         del training
-        mask_logits = inputs[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY]
+        mask_logits = tf.cast(
+            inputs[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY], tf.float32
+        )
         class_logits = tf.cast(
             inputs[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY], tf.float32
         )
@@ -215,7 +217,8 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         if self.resolution == INPUT_RESOLUTION:
             pixel_logits = resize_mask_logits(mask_logits, self.output_size)
         else:
-            pixel_logits = tf.cast(mask_logits, tf.float32)
+            # The same tensor: maskwise_assignment then takes one softmax.
+            pixel_logits = mask_logits
         if self.method == MASKWISE:
             assignment = maskwise_assignment(
                 mask_logits,
