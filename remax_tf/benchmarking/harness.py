@@ -30,6 +30,7 @@ from typing import Sequence
 from typing import Tuple
 
 from remax_tf.config import load_config
+from remax_tf.json_io import write_json_atomic
 from remax_tf.protos import config_pb2
 
 
@@ -94,10 +95,8 @@ def print_report(
     indent: int = 2,
 ) -> None:
     """Prints ``table``; writes ``record`` to ``output_json`` when given
-    (its directory created); prints ``record`` as one JSON line, last."""
+    (its directory created; atomically, :func:`write_json_atomic`); prints ``record`` as one JSON line, last."""
     print(table)
     if output_json:
-        os.makedirs(os.path.dirname(output_json) or ".", exist_ok=True)
-        with open(output_json, "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=indent)
+        write_json_atomic(output_json, record, indent=indent)
     print(json.dumps(record), flush=True)
