@@ -327,3 +327,20 @@ def test_planned_jobs_keep_their_cache_keys(ablation, testdata):
         for name, job in pinned[key].items():
             assert jobs[name] == job, name
         assert os.path.basename(ablation.cache_path("/w", jobs[name])) == name + ".json"
+
+
+def test_a_cached_run_serves_jobs_whose_extra_evaluations_it_holds(ablation):
+    """A run evaluated once more for Table 5 serves the tables that need only
+    its final metrics; a run without that evaluation does not serve Table 5;
+    other overrides never match."""
+    keep, low = list(ablation.KEEP_HEADS_AT_TEST), list(ablation.LOW_CLASS_THRESHOLDS)
+    job = {"overrides": ["a=1"], "extra_evals": []}
+    table_5 = {"overrides": ["a=1"], "extra_evals": [keep]}
+    both = {"overrides": ["a=1"], "extra_evals": [keep, low]}
+    assert ablation.reusable(both, job)
+    assert ablation.reusable(both, table_5)
+    assert ablation.reusable(table_5, table_5)
+    assert not ablation.reusable(job, table_5)
+    assert not ablation.reusable(table_5, both)
+    assert not ablation.reusable({"overrides": ["a=2"], "extra_evals": [keep]}, job)
+    assert not ablation.reusable({"overrides": ["a=1"]}, table_5)

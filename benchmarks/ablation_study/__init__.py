@@ -41,6 +41,7 @@ from .runs import build_backbone
 from .runs import build_data
 from .runs import cache_path
 from .runs import load_job_config
+from .runs import reusable
 from .runs import run_job
 from .runs import run_jobs
 
@@ -82,6 +83,7 @@ __all__ = [
     "plot_learning_rate",
     "row_steps",
     "run_job",
+    "reusable",
     "run_jobs",
     "seed_overrides",
     "select_rows",

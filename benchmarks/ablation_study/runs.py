@@ -126,6 +126,16 @@ def cache_path(work_dir: str, job: dict) -> str:
     return os.path.join(work_dir, "results", job["name"] + ".json")
 
 
+def reusable(cached: dict, job: dict) -> bool:
+    """A cached run serves a job with the same overrides whose extra
+    evaluations it already holds: a run made for Table 5 (evaluated once more
+    with the heads kept) also serves every table that needs only its final
+    metrics, so no group invalidates another's cache."""
+    return cached.get("overrides") == job["overrides"] and all(
+        evals in cached.get("extra_evals", []) for evals in job["extra_evals"]
+    )
+
+
 def run_jobs(
     jobs: Sequence[dict],
     data_dir: str,
@@ -145,10 +155,7 @@ def run_jobs(
         if not fresh and os.path.exists(path):
             with open(path) as f:
                 cached = json.load(f)
-            if (
-                cached.get("overrides") == job["overrides"]
-                and cached.get("extra_evals") == job["extra_evals"]
-            ):
+            if reusable(cached, job):
                 done[job["name"]] = cached
                 continue
         todo.append(job)
