@@ -102,7 +102,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--num_steps",
         type=_positive,
         default=None,
-        help="training steps (default: the config's, 1000); also caps the "
+        help="training steps (default: the config's, 1300); also caps the "
         "warm-up at a tenth of them",
     )
     parser.add_argument(
