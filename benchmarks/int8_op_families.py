@@ -1,12 +1,15 @@
 """Where full int8 is slower than fp32: TFLite latency per op family.
 
-ReMaX-T's full-int8 network runs slower than its fp32 one under XNNPACK
+ReMaX-T's full-int8 network ran slower than its fp32 one under XNNPACK
 (docs/benchmarks.md, "int8"). This script times small stacks of one op family
 each (four blocks on a 112x112x32 input: 3x3 conv + ReLU, depthwise +
-pointwise, conv + hard-swish, squeeze-excite, conv + batch norm), converted to
-fp32 and to full int8 exactly as ``remax_tf.export.tflite`` converts (post-
-training, representative data, int8 builtins, float input), and prints the
-fp32 / int8 speed ratio of each: > 1 means int8 is faster. The interpreter is
+pointwise, conv + hard-swish, conv + GELU, squeeze-excite, conv + batch norm,
+layer norm), converted three ways: fp32; full int8 with every op that has an
+int8 kernel quantised (``int8_all``, the export before
+``XNNPACK_FLOAT_OPS``); and the export's int8 (``remax_tf.export.tflite.
+quantize_int8``: the op types XNNPACK cannot run in int8 kept in float). For
+each it prints the time and the number of XNNPACK partitions (1 = the whole
+stack delegated; each op XNNPACK rejects splits it). The interpreter is
 TensorFlow's with its default XNNPACK delegate, as ``benchmarks/latency.py``.
 
     python benchmarks/int8_op_families.py --threads 1 --repeats 20 \\
@@ -30,6 +33,7 @@ import tensorflow as tf
 import tf_keras
 
 from remax_tf.benchmarking.harness import print_report
+from remax_tf.export import tflite
 
 INPUT_SHAPE = (1, 112, 112, 32)
 NUM_BLOCKS = 4
@@ -48,6 +52,12 @@ def _block(kind: str, x):
     if kind == "depthwise_pointwise_relu":
         x = layers.ReLU()(layers.DepthwiseConv2D(3, padding="same")(x))
         return layers.ReLU()(layers.Conv2D(channels, 1)(x))
+    if kind == "conv3x3_gelu":
+        return layers.Activation(lambda t: tf.nn.gelu(t, approximate=False))(
+            layers.Conv2D(channels, 3, padding="same")(x)
+        )
+    if kind == "layer_norm":
+        return layers.LayerNormalization()(layers.Conv2D(channels, 1)(x))
     if kind == "conv3x3_hard_swish":
         return layers.Activation(_hard_swish)(
             layers.Conv2D(channels, 3, padding="same")(x)
@@ -67,9 +77,13 @@ FAMILIES = (
     "conv3x3_relu",
     "depthwise_pointwise_relu",
     "conv3x3_hard_swish",
+    "conv3x3_gelu",
     "squeeze_excite",
     "conv3x3_batch_norm_relu",
+    "layer_norm",
 )
+# fp32; int8 with every op that has an int8 kernel quantised; the export's int8.
+VARIANTS = ("fp32", "int8_all", "int8")
 
 
 def build_stack(kind: str) -> tf_keras.Model:
@@ -81,22 +95,29 @@ def build_stack(kind: str) -> tf_keras.Model:
     return tf_keras.Model(inputs, x)
 
 
-def convert(model: tf_keras.Model, int8: bool) -> bytes:
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if int8:
-        rng = np.random.default_rng(0)
+def _representative():
+    rng = np.random.default_rng(0)
+    for _ in range(CALIBRATION_BATCHES):
+        yield [rng.random(INPUT_SHAPE, dtype=np.float32)]
 
-        def representative():
-            for _ in range(CALIBRATION_BATCHES):
-                yield [rng.random(INPUT_SHAPE, dtype=np.float32)]
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter.convert()
+def convert(model: tf_keras.Model, variant: str) -> bytes:
+    """``variant`` of ``VARIANTS``, converted as ``remax_tf.export.tflite``
+    converts (int8: full integer with float fallback, float input)."""
+    module = tf.Module()
+    module.model = model
+    concrete = tf.function(model).get_concrete_function(
+        tf.TensorSpec(INPUT_SHAPE, tf.float32)
+    )
+    if variant == "fp32":
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
+        return converter.convert()
+    float_ops = () if variant == "int8_all" else tflite.XNNPACK_FLOAT_OPS
+    return tflite.quantize_int8(concrete, module, _representative, float_ops=float_ops)
 
 
 def time_ms(content: bytes, threads: int, repeats: int) -> Dict[str, float]:
+    """Median and min of ``repeats`` calls, and the XNNPACK partitions."""
     interpreter = tf.lite.Interpreter(model_content=content, num_threads=threads)
     interpreter.allocate_tensors()
     (detail,) = interpreter.get_input_details()
@@ -109,40 +130,47 @@ def time_ms(content: bytes, threads: int, repeats: int) -> Dict[str, float]:
         start = time.perf_counter()
         interpreter.invoke()
         times.append(1000.0 * (time.perf_counter() - start))
-    return {"median_ms": float(np.median(times)), "min_ms": float(np.min(times))}
+    # After delegation every delegated partition is one DELEGATE node.
+    partitions = sum(d["op_name"] == "DELEGATE" for d in interpreter._get_ops_details())
+    return {
+        "median_ms": float(np.median(times)),
+        "min_ms": float(np.min(times)),
+        "xnnpack_partitions": int(partitions),
+    }
 
 
 def measure(families: Sequence[str], threads: int, repeats: int) -> List[dict]:
     rows = []
     for kind in families:
         model = build_stack(kind)
-        fp32 = time_ms(convert(model, int8=False), threads, repeats)
-        int8 = time_ms(convert(model, int8=True), threads, repeats)
-        rows.append(
-            {
-                "family": kind,
-                "fp32": fp32,
-                "int8": int8,
-                "fp32_over_int8": fp32["median_ms"] / int8["median_ms"],
-            }
-        )
+        row = {"family": kind}
+        for variant in VARIANTS:
+            row[variant] = time_ms(convert(model, variant), threads, repeats)
+        for variant in VARIANTS[1:]:
+            row[f"fp32_over_{variant}"] = (
+                row["fp32"]["median_ms"] / row[variant]["median_ms"]
+            )
+        rows.append(row)
         print(f"[int8_op_families] {kind} done", file=sys.stderr, flush=True)
     return rows
 
 
 def format_table(rows: Sequence[dict]) -> str:
     lines = [
-        "| op family (4 blocks, 112x112x32) | fp32 ms, median (min) "
-        "| int8 ms, median (min) | fp32 / int8 |",
-        "|---|---|---|---|",
+        "| op family (4 blocks, 112x112x32) | fp32 ms, median (min) [partitions] "
+        "| int8, all ops | int8, XNNPACK float ops | fp32 / int8 all "
+        "| fp32 / int8 |",
+        "|---|---|---|---|---|---|",
     ]
     for row in rows:
         cells = [
-            f"{row[k]['median_ms']:.2f} ({row[k]['min_ms']:.2f})"
-            for k in ("fp32", "int8")
+            f"{row[k]['median_ms']:.2f} ({row[k]['min_ms']:.2f}) "
+            f"[{row[k]['xnnpack_partitions']}]"
+            for k in VARIANTS
         ]
         lines.append(
-            f"| {row['family']} | {cells[0]} | {cells[1]} | {row['fp32_over_int8']:.2f} |"
+            f"| {row['family']} | {' | '.join(cells)} "
+            f"| {row['fp32_over_int8_all']:.2f} | {row['fp32_over_int8']:.2f} |"
         )
     return "\n".join(lines)
 

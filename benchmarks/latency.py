@@ -194,22 +194,23 @@ class _Pieces:
 
 def _convert_piece(concrete, module, quantize: str, calibration=None) -> bytes:
     """One piece as a TFLite flatbuffer, with the export's converter settings
-    (builtin ops only; ``int8``: full integer with float fallback)."""
+    (builtin ops only; ``int8``: the export's full-integer conversion, float
+    fallback and ``XNNPACK_FLOAT_OPS`` in float)."""
     import tensorflow as tf
 
+    from remax_tf.export import tflite
+
+    if quantize == "int8":
+        return tflite.quantize_int8(
+            concrete, module, lambda: ([c] for c in calibration)
+        )
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
     converter.experimental_lower_to_saved_model = False
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize in ("fp16", "dynamic", "int8"):
+    if quantize in ("fp16", "dynamic"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    if quantize == "int8":
-        converter.representative_dataset = lambda: ([c] for c in calibration)
-        converter.target_spec.supported_ops = [
-            tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-            tf.lite.OpsSet.TFLITE_BUILTINS,
-        ]
     return converter.convert()
 
 

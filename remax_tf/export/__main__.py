@@ -33,6 +33,7 @@ from remax_tf.export.exporter import export_checkpoint  # noqa: E402
 from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS  # noqa: E402
 from remax_tf.export.options import FORMATS  # noqa: E402
 from remax_tf.export.options import QUANTIZE_MODES  # noqa: E402
+from remax_tf.export.options import XNNPACK_FLOAT_OPS  # noqa: E402
 
 
 def _split(values: Optional[Sequence[str]]) -> list:
@@ -96,6 +97,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "e.g. kmax_transformer_decoder/,predictor/ (the k-means path).",
     )
     parser.add_argument(
+        "--float_ops",
+        action="append",
+        help="int8: TFLite op types kept in float (comma-separated, or 'none' to "
+        "quantise every op with an int8 kernel); default "
+        f"{','.join(XNNPACK_FLOAT_OPS)}: those XNNPACK cannot run in int8.",
+    )
+    parser.add_argument(
         "--config_override",
         action="append",
         default=[],
@@ -106,6 +114,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args.format = _split(args.format) or None
     args.quantize = _split(args.quantize) or ["none"]
     args.float_scopes = _split(args.float_scopes)
+    float_ops = _split(args.float_ops)
+    args.float_ops = (
+        XNNPACK_FLOAT_OPS
+        if args.float_ops is None
+        else tuple(op for op in float_ops if op != "none")
+    )
     for name in args.format or ():
         if name not in FORMATS:
             parser.error(f"--format {name!r}: use one of {', '.join(FORMATS)}.")
@@ -143,6 +157,7 @@ def _export(args: argparse.Namespace) -> int:
         tflite_input_size=args.input_size,
         calibration_steps=args.calibration_steps,
         float_scopes=args.float_scopes,
+        float_ops=args.float_ops,
     )
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0

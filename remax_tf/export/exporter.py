@@ -139,6 +139,7 @@ def export_from_config(
     representative_images: Optional[tflite_lib.RepresentativeImages] = None,
     calibration_steps: int = tflite_lib.DEFAULT_CALIBRATION_STEPS,
     float_scopes: Sequence[str] = (),
+    float_ops: Sequence[str] = tflite_lib.XNNPACK_FLOAT_OPS,
 ) -> Dict[str, Any]:
     """Exports a built model with ``config``'s evaluation pre/post-processing.
 
@@ -154,6 +155,8 @@ def export_from_config(
       calibration_steps: Representative images used for ``int8``.
       float_scopes: ``int8`` only: name scopes kept in float
         (``tflite.FLOAT_DECODER_SCOPES``: the transformer decoder and head).
+      float_ops: ``int8`` only: op types kept in float (default
+        ``tflite.XNNPACK_FLOAT_OPS``: those XNNPACK cannot run in int8).
 
     Returns:
       ``{"saved_model": path, "tflite": {file: path}, "metadata": path,
@@ -191,6 +194,7 @@ def export_from_config(
                 representative_images=representative_images,
                 calibration_steps=calibration_steps,
                 float_scopes=float_scopes,
+                float_ops=float_ops,
             )
             result[TFLITE] = {
                 name: os.path.join(output_dir, TFLITE_DIR, name) for name in files

@@ -21,7 +21,9 @@ phones (no Flex delegate). Modes:
 Quantisation risk (docs/export.md, "Selective int8"): the k-means assignment
 is a hard argmax, so the int8 mode can keep chosen parts of the model in float
 (``float_scopes``: Keras name scopes such as ``kmax_transformer_decoder/``;
-selective quantisation through TFLite's quantisation debugger).
+selective quantisation through TFLite's quantisation debugger). By default it
+also keeps in float the op types XNNPACK cannot run in int8
+(``XNNPACK_FLOAT_OPS``), so that the int8 network stays inside the delegate.
 
 Files carry a ``serving_default`` signature whose input is ``image`` and whose
 outputs are named as in the SavedModel.
@@ -48,6 +50,7 @@ from remax_tf.export.options import FP16
 from remax_tf.export.options import INT8
 from remax_tf.export.options import NONE
 from remax_tf.export.options import QUANTIZE_MODES
+from remax_tf.export.options import XNNPACK_FLOAT_OPS
 from remax_tf.export.saved_model import SERVING_DEFAULT
 from remax_tf.export.saved_model import ServingModule
 
@@ -180,6 +183,7 @@ def convert_to_tflite(
     representative_images: Optional[RepresentativeImages] = None,
     calibration_steps: int = DEFAULT_CALIBRATION_STEPS,
     float_scopes: Sequence[str] = (),
+    float_ops: Sequence[str] = XNNPACK_FLOAT_OPS,
 ) -> Dict[str, bytes]:
     """Converts ``module`` for a fixed input size.
 
@@ -193,12 +197,16 @@ def convert_to_tflite(
       float_scopes: ``int8`` only: ops whose output tensor name contains one
         of these strings stay in float (selective quantisation), e.g.
         ``FLOAT_DECODER_SCOPES``: the k-means path.
+      float_ops: ``int8`` only: op types kept in float; default
+        ``XNNPACK_FLOAT_OPS``, those XNNPACK cannot run in int8 (``()``
+        quantises every op that has an int8 kernel).
 
     Returns:
       File name -> flatbuffer: ``{model_<mode>.tflite}``, plus
       ``postprocess.tflite`` for ``int8``.
     """
     check_quantize(quantize)
+    check_float_ops(float_ops)
     if quantize != INT8 and (representative_images is not None or float_scopes):
         raise ValueError(
             "representative_images and float_scopes apply to quantize='int8' only."
@@ -216,7 +224,7 @@ def convert_to_tflite(
         representative_images, input_size, calibration_steps
     )
     logits = module.fixed_size_logits_function(input_size)
-    content = _convert_int8(logits, module, dataset, float_scopes)
+    content = _convert_int8(logits, module, dataset, float_scopes, float_ops)
     post = module.fixed_size_postprocess_function(input_size, logits)
     return {name: content, POSTPROCESS_FILE: _convert(post, module)}
 
@@ -227,6 +235,7 @@ def convert_int8_single_file(
     representative_images: RepresentativeImages,
     model_scope: str,
     calibration_steps: int = DEFAULT_CALIBRATION_STEPS,
+    float_ops: Sequence[str] = XNNPACK_FLOAT_OPS,
 ) -> bytes:
     """The whole serving graph as ONE full-integer file.
 
@@ -257,7 +266,7 @@ def convert_int8_single_file(
     dataset = _representative_dataset(
         representative_images, input_size, calibration_steps
     )
-    return _convert_int8(concrete, module, dataset, floats)
+    return _convert_int8(concrete, module, dataset, floats, float_ops)
 
 
 def _op_output_names(content: bytes) -> list:
@@ -271,16 +280,26 @@ def _op_output_names(content: bytes) -> list:
     return names
 
 
-def _convert_int8(concrete, module, dataset, float_scopes) -> bytes:
+def quantize_int8(
+    concrete,
+    module: ServingModule,
+    dataset,
+    float_scopes: Sequence[str] = (),
+    float_ops: Sequence[str] = XNNPACK_FLOAT_OPS,
+) -> bytes:
+    """Full-integer flatbuffer of ``concrete`` (no signature), calibrated on
+    ``dataset``: int8 kernels where they exist, float fallback for the rest.
+    Ops whose output tensor name contains one of ``float_scopes`` and ops of
+    the types ``float_ops`` stay float (TFLite's quantisation debugger's
+    denylists)."""
     converter = _converter(concrete, module)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
-    # Int8 kernels where they exist, float fallback for the rest; the input
-    # stays uint8 (cast inside), outputs are float32.
     converter.target_spec.supported_ops = [
         tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
         tf.lite.OpsSet.TFLITE_BUILTINS,
     ]
+    nodes = []
     if float_scopes:
         # Tensor names of the calibrated model are those of the float one.
         with cli.native_logs_quieted():
@@ -291,26 +310,39 @@ def _convert_int8(concrete, module, dataset, float_scopes) -> bytes:
                 f"float_scopes {list(float_scopes)} match no op of the model; "
                 "use Keras layer name scopes such as 'kmax_transformer_decoder/'."
             )
-        with cli.native_logs_quieted():
-            debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=converter,
-                debug_dataset=dataset,
-                debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                    denylisted_nodes=nodes
-                ),
-            )
-            content = debugger.get_nondebug_quantized_model()
-    else:
-        with warnings.catch_warnings():
-            # The uint8 image input is cast to float inside the graph, so it
-            # has no quantisation statistics by design.
-            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            with cli.native_logs_quieted():
-                content = converter.convert()
+    with warnings.catch_warnings(), cli.native_logs_quieted():
+        # The uint8 image input is cast to float inside the graph, so it has
+        # no quantisation statistics by design.
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        if not nodes and not float_ops:
+            return converter.convert()
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter,
+            debug_dataset=dataset,
+            debug_options=tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=nodes or None, denylisted_ops=list(float_ops) or None
+            ),
+        )
+        return debugger.get_nondebug_quantized_model()
+
+
+def _convert_int8(concrete, module, dataset, float_scopes, float_ops) -> bytes:
+    content = quantize_int8(concrete, module, dataset, float_scopes, float_ops)
     inputs = [
         spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)
     ]
     return _with_signature(content, inputs, _flat_names(concrete.structured_outputs))
+
+
+def check_float_ops(float_ops: Sequence[str]) -> None:
+    """``float_ops`` must be TFLite builtin op names, e.g. ``GELU``."""
+    known = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")}
+    unknown = [op for op in float_ops if op not in known]
+    if unknown:
+        raise ValueError(
+            f"float_ops {unknown} are not TFLite builtin op names; use names "
+            f"such as {', '.join(XNNPACK_FLOAT_OPS[:3])} (tflite.XNNPACK_FLOAT_OPS)."
+        )
 
 
 def op_types(content: bytes) -> Dict[str, int]:

@@ -92,6 +92,35 @@ def test_files_and_builtin_ops(demo_export):
     assert metadata["preprocess"]["crop_size"] == [65, 65]
 
 
+def _float_inputs_by_op(path):
+    """Op type -> for each op of that type, whether its first input is float."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    with open(path, "rb") as f:
+        model = schema.ModelT.InitFromPackedBuf(f.read(), 0)
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if k[0] != "_"}
+    found = {}
+    for subgraph in model.subgraphs:
+        for op in subgraph.operators:
+            code = model.operatorCodes[op.opcodeIndex]
+            name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+            tensor = subgraph.tensors[op.inputs[0]]
+            found.setdefault(name, []).append(tensor.type == schema.TensorType.FLOAT32)
+    return found
+
+
+@pytest.mark.slow  # its fixture converts fp32 and int8 TFLite files
+def test_int8_keeps_the_ops_xnnpack_cannot_run_in_int8_float(demo_export):
+    """XNNPACK_FLOAT_OPS stay float in model_int8.tflite (each would split
+    XNNPACK's delegated graph in int8); the convolutions are int8."""
+    ops = _float_inputs_by_op(demo_export["tflite"]["model_int8.tflite"])
+    kept = [op for op in tflite.XNNPACK_FLOAT_OPS if op in ops]
+    assert {"GELU", "HARD_SWISH", "SOFTMAX", "BATCH_MATMUL"} <= set(kept)
+    for op in kept:
+        assert all(ops[op]), op
+    assert not any(ops["CONV_2D"]) and not any(ops["DEPTHWISE_CONV_2D"])
+
+
 def _relative_error(got, want):
     return float(np.abs(got - want).max() / np.abs(want).max())
 
@@ -151,6 +180,8 @@ def test_quantize_argument_checks(demo_model):
         tflite.convert_to_tflite(module, (65, 65), "int8")
     with pytest.raises(ValueError, match="apply to quantize='int8' only"):
         tflite.convert_to_tflite(module, (65, 65), "fp16", float_scopes=["x/"])
+    with pytest.raises(ValueError, match=r"float_ops \['GLEU'\] are not TFLite"):
+        tflite.convert_to_tflite(module, (65, 65), "int8", float_ops=["GLEU"])
 
 
 @pytest.mark.slow  # runs the files in a subprocess
@@ -248,3 +279,15 @@ def test_int8_single_file_converts_with_the_same_network(
     # post-processing (convert_int8_single_file), so they differ (measured
     # on this random-weight model: 79-100% of semantic pixels equal).
     assert single[common.PRED_PANOPTIC_KEY].shape == two[common.PRED_PANOPTIC_KEY].shape
+
+
+def test_float_ops_flag_defaults_to_the_xnnpack_list_and_none_clears_it():
+    from remax_tf.export.__main__ import parse_args
+
+    base = ["--config_file", "c", "--checkpoint", "k", "--output_dir", "o"]
+    assert parse_args(base).float_ops == tflite.XNNPACK_FLOAT_OPS
+    assert parse_args(base + ["--float_ops", "none"]).float_ops == ()
+    assert parse_args(base + ["--float_ops", "GELU,SOFTMAX"]).float_ops == (
+        "GELU",
+        "SOFTMAX",
+    )
