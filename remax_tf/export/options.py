@@ -13,16 +13,21 @@ QUANTIZE_MODES = (NONE, FP16, DYNAMIC, INT8)
 # post-training quantisation guide suggests a few hundred; shapes are small).
 DEFAULT_CALIBRATION_STEPS = 100
 
-# Op types that XNNPACK (the CPU delegate of the stock TFLite interpreters:
-# TensorFlow 2.20's and ai-edge-litert 2.3's) runs in float but not in int8.
-# Quantised, each one ends a delegated partition and runs single-threaded in
-# TFLite's own kernels: ReMaX-T's int8 network had 74 partitions, and ran
-# slower than fp32. Kept in float (behind a DEQUANTIZE / QUANTIZE pair, both
-# delegated), the int8 network is delegated as the fp32 one is (23 vs 17
-# partitions). Measured per op with benchmarks/int8_op_families.py
-# (docs/benchmarks.md, "int8"); int8 SUM, MEAN, SUB, MUL, ADD, TRANSPOSE,
-# LOGISTIC, CONV_2D and DEPTHWISE_CONV_2D are delegated.
+# Op types the int8 export keeps in float, for XNNPACK (the CPU delegate of
+# the stock TFLite interpreters: TensorFlow 2.20's and ai-edge-litert 2.3's).
+# Quantised, an op XNNPACK rejects ends a delegated partition and runs
+# single-threaded in TFLite's own kernels; ReMaX-T's int8 network had 74
+# partitions (fp32: 17) and ran slower than fp32. Measured per op
+# (benchmarks/int8_op_families.py, docs/benchmarks.md "int8"): XNNPACK runs
+# BATCH_MATMUL, GELU, HARD_SWISH, RSQRT, SOFTMAX and SQUARED_DIFFERENCE in
+# float only, and int8 ADD / SUB only when the scales of inputs and output are
+# close (layer norm's x - mean and var + epsilon are not); L2_NORMALIZATION it
+# takes in neither. Kept float (behind a DEQUANTIZE / QUANTIZE pair, both
+# delegated), ReMaX-T's int8 network has 18 partitions. int8 CONV_2D,
+# DEPTHWISE_CONV_2D, FULLY_CONNECTED, MEAN, SUM, MUL, TRANSPOSE and LOGISTIC
+# are delegated and stay int8.
 XNNPACK_FLOAT_OPS = (
+    "ADD",
     "BATCH_MATMUL",
     "GELU",
     "HARD_SWISH",
@@ -30,4 +35,5 @@ XNNPACK_FLOAT_OPS = (
     "RSQRT",
     "SOFTMAX",
     "SQUARED_DIFFERENCE",
+    "SUB",
 )

@@ -9,7 +9,7 @@ def test_one_family_is_timed_and_its_partitions_counted(run_benchmark, tmp_path)
     completed = run_benchmark(
         "int8_op_families.py",
         "--families",
-        "conv3x3_gelu",
+        "conv3x3_gelu,layer_norm",
         "--repeats",
         "2",
         "--output_json",
@@ -17,7 +17,7 @@ def test_one_family_is_timed_and_its_partitions_counted(run_benchmark, tmp_path)
     )
     assert completed.stdout.startswith("| op family")
     report = json.loads(output.read_text())
-    (row,) = report["rows"]
+    row, layer_norm = report["rows"]
     assert row["family"] == "conv3x3_gelu"
     for variant in ("fp32", "int8_all", "int8"):
         assert 0 < row[variant]["min_ms"] <= row[variant]["median_ms"]
@@ -27,6 +27,9 @@ def test_one_family_is_timed_and_its_partitions_counted(run_benchmark, tmp_path)
     assert row["fp32"]["xnnpack_partitions"] == 1
     assert row["int8_all"]["xnnpack_partitions"] == 5
     assert row["int8"]["xnnpack_partitions"] == 1
+    # Layer norm's SUB/ADD/RSQRT/SQUARED_DIFFERENCE: rejected in int8.
+    assert layer_norm["int8_all"]["xnnpack_partitions"] > 1
+    assert layer_norm["int8"]["xnnpack_partitions"] == 1
 
 
 def test_unknown_family_is_named(run_benchmark):
