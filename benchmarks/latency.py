@@ -15,6 +15,9 @@ model, mask-wise post-processing, undo) in each variant:
 * ``tflite_fp32``, ``tflite_fp16``, ``tflite_dynamic``, ``tflite_int8``: the
   TFLite files in ``ai_edge_litert``'s interpreter (XNNPACK delegate); int8
   runs its model file then ``postprocess.tflite``;
+* ``tflite_int8_float_decoder``: int8 with the kMaX transformer decoder and
+  the prediction head in float (``tflite.FLOAT_DECODER_SCOPES``, the export's
+  ``--float_scopes``);
 * ``tflite_int8_single``: one full-int8 file with the whole pipeline
   (``tflite.convert_int8_single_file``; network int8, the rest float).
 
@@ -70,6 +73,7 @@ VARIANTS = (
     "tflite_fp16",
     "tflite_dynamic",
     "tflite_int8",
+    "tflite_int8_float_decoder",
     "tflite_int8_single",
 )
 _TFLITE_MODES = {
@@ -77,8 +81,12 @@ _TFLITE_MODES = {
     "tflite_fp16": "fp16",
     "tflite_dynamic": "dynamic",
     "tflite_int8": "int8",
+    "tflite_int8_float_decoder": "int8",
     "tflite_int8_single": "int8",
 }
+# int8 with the k-means path (transformer decoder and head) in float: the
+# export's --float_scopes of docs/export.md "Selective int8".
+_FLOAT_DECODER = "tflite_int8_float_decoder"
 # One full-int8 file holding the whole serving graph, network in
 # int8, everything outside the Keras model's name scope kept in float.
 _SINGLE_INT8 = "tflite_int8_single"
@@ -192,7 +200,9 @@ class _Pieces:
         self.undo = trace(undo, map_specs)
 
 
-def _convert_piece(concrete, module, quantize: str, calibration=None) -> bytes:
+def _convert_piece(
+    concrete, module, quantize: str, calibration=None, float_scopes=()
+) -> bytes:
     """One piece as a TFLite flatbuffer, with the export's converter settings
     (builtin ops only; ``int8``: the export's full-integer conversion, float
     fallback and ``XNNPACK_FLOAT_OPS`` in float)."""
@@ -202,7 +212,7 @@ def _convert_piece(concrete, module, quantize: str, calibration=None) -> bytes:
 
     if quantize == "int8":
         return tflite.quantize_int8(
-            concrete, module, lambda: ([c] for c in calibration)
+            concrete, module, lambda: ([c] for c in calibration), float_scopes
         )
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
     converter.experimental_lower_to_saved_model = False
@@ -436,8 +446,15 @@ def _convert_variant(variant: str, module, model, size, calibration) -> dict:
         options = dict(
             representative_images=lambda: iter(calibration),
             calibration_steps=len(calibration),
+            float_scopes=_float_scopes(variant),
         )
     return tflite.convert_to_tflite(module, size, mode, **options)
+
+
+def _float_scopes(variant: str) -> tuple:
+    from remax_tf.export import tflite
+
+    return tflite.FLOAT_DECODER_SCOPES if variant == _FLOAT_DECODER else ()
 
 
 def _time_tflite_variants(
@@ -469,7 +486,9 @@ def _time_tflite_variants(
             crops = [
                 pieces.pre(tf.constant(c[None]))["crop"].numpy() for c in calibration
             ]
-            piece_files["network"] = _convert_piece(pieces.network, module, mode, crops)
+            piece_files["network"] = _convert_piece(
+                pieces.network, module, mode, crops, _float_scopes(variant)
+            )
         for thread_count in threads:
             timer.time_tflite(variant, files, mode, thread_count, piece_files)
 

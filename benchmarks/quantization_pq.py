@@ -15,7 +15,10 @@ holding a 'checkpoint' file, or the trainer's model_dir), and evaluates on the f
   evaluation path and to the SavedModel);
 * ``fp32``, ``fp16``, ``dynamic``, ``int8``: the TFLite files of
   :func:`remax_tf.export.tflite.convert_to_tflite` (int8 calibrated on
-  ``--calibration_steps`` training images);
+  ``--calibration_steps`` training images, ``XNNPACK_FLOAT_OPS`` in float as
+  the export writes it);
+* ``int8_all_ops``: int8 with every op that has an int8 kernel quantised
+  (``float_ops=()``, the export before ``XNNPACK_FLOAT_OPS``);
 * ``int8_float_decoder``: int8 with the kMaX transformer decoder and the
   prediction head kept in float (``FLOAT_DECODER_SCOPES``, selective
   quantisation of the k-means path, docs/export.md "Selective int8").
@@ -44,7 +47,15 @@ import numpy as np  # noqa: E402
 from remax_tf.benchmarking.harness import model_config  # noqa: E402
 from remax_tf.benchmarking.harness import print_report  # noqa: E402
 
-VARIANTS = ("keras", "fp32", "fp16", "dynamic", "int8", "int8_float_decoder")
+VARIANTS = (
+    "keras",
+    "fp32",
+    "fp16",
+    "dynamic",
+    "int8",
+    "int8_all_ops",
+    "int8_float_decoder",
+)
 
 
 def validation_records(config, count: int):
@@ -90,6 +101,7 @@ def _predictors(module, size, variants, representative, calibration_steps):
         "fp16": ("fp16", {}),
         "dynamic": ("dynamic", {}),
         "int8": ("int8", {}),
+        "int8_all_ops": ("int8", {"float_ops": ()}),
         "int8_float_decoder": (
             "int8",
             {"float_scopes": tflite.FLOAT_DECODER_SCOPES},

@@ -18,7 +18,7 @@ def test_split_at_two_thread_counts(run_benchmark, tmp_path):
         "--crop",
         "65",
         "--variants",
-        "saved_model,tflite_fp32",
+        "saved_model,tflite_fp32,tflite_int8_float_decoder",
         "--threads",
         "1,2",
         "--warmup",
@@ -40,7 +40,11 @@ def test_split_at_two_thread_counts(run_benchmark, tmp_path):
     ]
     # The class head is scaled so that slots pass and the paste runs.
     assert 0 < result["num_candidate_slots"] <= result["num_slots"] == 16
-    for variant in ("saved_model", "tflite_fp32"):
+    # int8 with the k-means path in float: two files, float ops inside.
+    ops = result["tflite_ops"]["tflite_int8_float_decoder"]
+    assert sorted(ops) == ["model_int8.tflite", "postprocess.tflite"]
+    assert ops["model_int8.tflite"]["DEQUANTIZE"] > 0
+    for variant in ("saved_model", "tflite_fp32", "tflite_int8_float_decoder"):
         for threads in ("1", "2"):
             parts = result["latency"][variant][threads]
             assert set(parts) == {"total", "pre", "network", "post", "undo"}
