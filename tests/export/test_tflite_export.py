@@ -237,7 +237,7 @@ def test_int8_single_file_converts_with_the_same_network(
     """Issue 16: the post-processing loop no longer defeats the calibrator, so
     full int8 converts to one file (and runs) whose network is quantised
     exactly as ``model_int8.tflite`` (same calibration images as conftest's
-    export): the same logits."""
+    export): the same logits, up to float rounding."""
     from ai_edge_litert.interpreter import Interpreter
 
     from remax_tf.data import shapes
@@ -274,7 +274,11 @@ def test_int8_single_file_converts_with_the_same_network(
         common.PRED_TRANSFORMER_CLASS_LOGITS_KEY,
         common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY,
     ):
-        assert np.array_equal(single[key], two[key]), key
+        # The same quantisation; the float ops kept for XNNPACK (ADD, SUB,
+        # ...) may round differently where the two files' delegate partitions
+        # differ (measured: mask logits within 1.3e-9 of each other at
+        # magnitudes ~20; class logits equal).
+        np.testing.assert_allclose(single[key], two[key], rtol=0, atol=1e-6)
     # Not the maps: the quantiser still quantises parts of the float
     # post-processing (convert_int8_single_file), so they differ (measured
     # on this random-weight model: 79-100% of semantic pixels equal).
