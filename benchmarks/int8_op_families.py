@@ -110,8 +110,7 @@ def convert(model: tf_keras.Model, variant: str) -> bytes:
         tf.TensorSpec(INPUT_SHAPE, tf.float32)
     )
     if variant == "fp32":
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
-        return converter.convert()
+        return tflite.convert_float(concrete, module)
     float_ops = () if variant == "int8_all" else tflite.XNNPACK_FLOAT_OPS
     return tflite.quantize_int8(concrete, module, _representative, float_ops=float_ops)
 

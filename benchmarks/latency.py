@@ -203,25 +203,16 @@ class _Pieces:
 def _convert_piece(
     concrete, module, quantize: str, calibration=None, float_scopes=()
 ) -> bytes:
-    """One piece as a TFLite flatbuffer, with the export's converter settings
-    (builtin ops only; ``int8``: the export's full-integer conversion, float
-    fallback and ``XNNPACK_FLOAT_OPS`` in float)."""
-    import tensorflow as tf
-
+    """One piece as a TFLite flatbuffer, converted as the export converts
+    (builtin ops only; ``int8``: full integer with float fallback and
+    ``XNNPACK_FLOAT_OPS`` in float)."""
     from remax_tf.export import tflite
 
     if quantize == "int8":
         return tflite.quantize_int8(
             concrete, module, lambda: ([c] for c in calibration), float_scopes
         )
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], module)
-    converter.experimental_lower_to_saved_model = False
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize in ("fp16", "dynamic"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
+    return tflite.convert_float(concrete, module, quantize)
 
 
 def _lite_runner(content: bytes, threads: int):

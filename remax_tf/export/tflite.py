@@ -127,16 +127,23 @@ def _converter(concrete, module: ServingModule) -> tf.lite.TFLiteConverter:
     return converter
 
 
-def _convert(concrete, module: ServingModule, configure=None) -> bytes:
-    converter = _converter(concrete, module)
-    if configure is not None:
-        configure(converter)
-    with cli.native_logs_quieted():
-        content = converter.convert()
+def _signed(content: bytes, concrete) -> bytes:
+    """``content`` with the ``serving_default`` signature of ``concrete``."""
     inputs = [
         spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)
     ]
     return _with_signature(content, inputs, _flat_names(concrete.structured_outputs))
+
+
+def convert_float(concrete, module: ServingModule, quantize: str = NONE) -> bytes:
+    """Flatbuffer of ``concrete`` (no signature) in a mode that keeps a float
+    graph (``none``, ``fp16``, ``dynamic``), with the export's settings."""
+    converter = _converter(concrete, module)
+    configure = _FLOAT_GRAPH_OPTIONS[quantize]
+    if configure is not None:
+        configure(converter)
+    with cli.native_logs_quieted():
+        return converter.convert()
 
 
 def _fp16_weights(converter: tf.lite.TFLiteConverter) -> None:
@@ -214,7 +221,7 @@ def convert_to_tflite(
     name = model_file_name(quantize)
     if quantize in _FLOAT_GRAPH_OPTIONS:
         concrete = module.fixed_size_function(input_size)
-        return {name: _convert(concrete, module, _FLOAT_GRAPH_OPTIONS[quantize])}
+        return {name: _signed(convert_float(concrete, module, quantize), concrete)}
     if representative_images is None:
         raise ValueError(
             "quantize='int8' needs representative_images (training images) to "
@@ -224,9 +231,12 @@ def convert_to_tflite(
         representative_images, input_size, calibration_steps
     )
     logits = module.fixed_size_logits_function(input_size)
-    content = _convert_int8(logits, module, dataset, float_scopes, float_ops)
+    content = quantize_int8(logits, module, dataset, float_scopes, float_ops)
     post = module.fixed_size_postprocess_function(input_size, logits)
-    return {name: content, POSTPROCESS_FILE: _convert(post, module)}
+    return {
+        name: _signed(content, logits),
+        POSTPROCESS_FILE: _signed(convert_float(post, module), post),
+    }
 
 
 def convert_int8_single_file(
@@ -267,7 +277,8 @@ def convert_int8_single_file(
     dataset = _representative_dataset(
         representative_images, input_size, calibration_steps
     )
-    return _convert_int8(concrete, module, dataset, floats, float_ops)
+    content = quantize_int8(concrete, module, dataset, floats, float_ops)
+    return _signed(content, concrete)
 
 
 def _op_output_names(content: bytes) -> list:
@@ -327,17 +338,9 @@ def quantize_int8(
         return debugger.get_nondebug_quantized_model()
 
 
-def _convert_int8(concrete, module, dataset, float_scopes, float_ops) -> bytes:
-    content = quantize_int8(concrete, module, dataset, float_scopes, float_ops)
-    inputs = [
-        spec.name for spec in tf.nest.flatten(concrete.structured_input_signature)
-    ]
-    return _with_signature(content, inputs, _flat_names(concrete.structured_outputs))
-
-
 def check_float_ops(float_ops: Sequence[str]) -> None:
     """``float_ops`` must be TFLite builtin op names, e.g. ``GELU``."""
-    known = {k for k in vars(schema.BuiltinOperator) if not k.startswith("_")}
+    known = set(_BUILTIN_OP_NAMES.values())
     unknown = [op for op in float_ops if op not in known]
     if unknown:
         raise ValueError(
@@ -346,27 +349,32 @@ def check_float_ops(float_ops: Sequence[str]) -> None:
         )
 
 
+_BUILTIN_OP_NAMES = {
+    value: key for key, value in vars(schema.BuiltinOperator).items() if key[0] != "_"
+}
+
+
+def op_type(model: schema.ModelT, op: schema.OperatorT) -> str:
+    """The type name of ``op`` in ``model`` (e.g. ``CONV_2D``; custom and Flex
+    ops as ``CUSTOM:<code>``)."""
+    code = model.operatorCodes[op.opcodeIndex]
+    builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+    if builtin == schema.BuiltinOperator.CUSTOM:
+        custom = code.customCode
+        if isinstance(custom, bytes):
+            custom = custom.decode()
+        return f"CUSTOM:{custom}"
+    return _BUILTIN_OP_NAMES.get(builtin, str(builtin))
+
+
 def op_types(content: bytes) -> Dict[str, int]:
     """Op type -> count over all subgraphs of a TFLite flatbuffer (custom and
     Flex ops by their custom code)."""
-    names = {
-        value: key
-        for key, value in vars(schema.BuiltinOperator).items()
-        if not key.startswith("_")
-    }
     model = schema.ModelT.InitFromPackedBuf(content, 0)
     counts: Dict[str, int] = {}
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
-            if builtin == schema.BuiltinOperator.CUSTOM:
-                custom = code.customCode
-                if isinstance(custom, bytes):
-                    custom = custom.decode()
-                name = f"CUSTOM:{custom}"
-            else:
-                name = names.get(builtin, str(builtin))
+            name = op_type(model, op)
             counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items()))
 
@@ -376,9 +384,14 @@ __all__ = [
     "FLOAT_DECODER_SCOPES",
     "POSTPROCESS_FILE",
     "QUANTIZE_MODES",
+    "XNNPACK_FLOAT_OPS",
+    "check_float_ops",
     "check_quantize",
+    "convert_float",
     "convert_int8_single_file",
     "convert_to_tflite",
     "model_file_name",
+    "op_type",
     "op_types",
+    "quantize_int8",
 ]

@@ -98,14 +98,13 @@ def _float_inputs_by_op(path):
 
     with open(path, "rb") as f:
         model = schema.ModelT.InitFromPackedBuf(f.read(), 0)
-    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if k[0] != "_"}
     found = {}
     for subgraph in model.subgraphs:
         for op in subgraph.operators:
-            code = model.operatorCodes[op.opcodeIndex]
-            name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
             tensor = subgraph.tensors[op.inputs[0]]
-            found.setdefault(name, []).append(tensor.type == schema.TensorType.FLOAT32)
+            found.setdefault(tflite.op_type(model, op), []).append(
+                tensor.type == schema.TensorType.FLOAT32
+            )
     return found
 
 
