@@ -37,3 +37,13 @@ XNNPACK_FLOAT_OPS = (
     "SQUARED_DIFFERENCE",
     "SUB",
 )
+
+# Op types whose int8 kernels give wrong results, kept float in every int8
+# conversion whatever ``float_ops`` says. ONE_HOT (TensorFlow 2.20's
+# quantiser): the int8 file writes the off value as the raw integer 0, which
+# the output's zero point -128 (scale 1/255) reads as 0.502, so every pixel
+# counts half in every cluster of the k-means update (SPEC section 5: the
+# one-hot of the argmax assignment). Found with TFLite's quantisation
+# debugger (error 127 steps on each kMaX layer's one_hot); it cost the
+# trained v2 demo model 26.8 PQ in full int8 (docs/benchmarks.md).
+INT8_WRONG_OPS = ("ONE_HOT",)

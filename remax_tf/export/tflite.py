@@ -48,6 +48,7 @@ from remax_tf.export.options import DEFAULT_CALIBRATION_STEPS
 from remax_tf.export.options import DYNAMIC
 from remax_tf.export.options import FP16
 from remax_tf.export.options import INT8
+from remax_tf.export.options import INT8_WRONG_OPS
 from remax_tf.export.options import NONE
 from remax_tf.export.options import QUANTIZE_MODES
 from remax_tf.export.options import XNNPACK_FLOAT_OPS
@@ -301,9 +302,9 @@ def quantize_int8(
 ) -> bytes:
     """Full-integer flatbuffer of ``concrete`` (no signature), calibrated on
     ``dataset``: int8 kernels where they exist, float fallback for the rest.
-    Ops whose output tensor name contains one of ``float_scopes`` and ops of
-    the types ``float_ops`` stay float (TFLite's quantisation debugger's
-    denylists)."""
+    Ops whose output tensor name contains one of ``float_scopes``, ops of
+    the types ``float_ops`` and, always, of the types ``INT8_WRONG_OPS``
+    (ONE_HOT) stay float (TFLite's quantisation debugger's denylists)."""
     converter = _converter(concrete, module)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = dataset
@@ -326,13 +327,12 @@ def quantize_int8(
         # The uint8 image input is cast to float inside the graph, so it has
         # no quantisation statistics by design.
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-        if not nodes and not float_ops:
-            return converter.convert()
+        ops = list(float_ops) + [op for op in INT8_WRONG_OPS if op not in float_ops]
         debugger = tf.lite.experimental.QuantizationDebugger(
             converter=converter,
             debug_dataset=dataset,
             debug_options=tf.lite.experimental.QuantizationDebugOptions(
-                denylisted_nodes=nodes or None, denylisted_ops=list(float_ops) or None
+                denylisted_nodes=nodes or None, denylisted_ops=ops
             ),
         )
         return debugger.get_nondebug_quantized_model()
@@ -385,6 +385,7 @@ __all__ = [
     "POSTPROCESS_FILE",
     "QUANTIZE_MODES",
     "XNNPACK_FLOAT_OPS",
+    "INT8_WRONG_OPS",
     "check_float_ops",
     "check_quantize",
     "convert_float",

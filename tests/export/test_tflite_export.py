@@ -118,6 +118,16 @@ def test_int8_keeps_the_ops_xnnpack_cannot_run_in_int8_float(demo_export):
     for op in kept:
         assert all(ops[op]), op
     assert not any(ops["CONV_2D"]) and not any(ops["DEPTHWISE_CONV_2D"])
+    # INT8_WRONG_OPS: each k-means layer's one-hot assignment is float.
+    interpreter = tf.lite.Interpreter(
+        model_path=str(demo_export["tflite"]["model_int8.tflite"])
+    )
+    one_hot = [
+        d["dtype"]
+        for d in interpreter.get_tensor_details()
+        if d["name"].endswith("/one_hot")
+    ]
+    assert one_hot and set(one_hot) == {np.float32}
 
 
 def _relative_error(got, want):
