@@ -23,7 +23,9 @@ is a hard argmax, so the int8 mode can keep chosen parts of the model in float
 (``float_scopes``: Keras name scopes such as ``kmax_transformer_decoder/``;
 selective quantisation through TFLite's quantisation debugger). By default it
 also keeps in float the op types XNNPACK cannot run in int8
-(``XNNPACK_FLOAT_OPS``), so that the int8 network stays inside the delegate.
+(``XNNPACK_FLOAT_OPS``), so that the int8 network stays inside the delegate,
+and always the op types whose int8 kernels are wrong (``INT8_WRONG_OPS``:
+ONE_HOT, the k-means assignment).
 
 Files carry a ``serving_default`` signature whose input is ``image`` and whose
 outputs are named as in the SavedModel.

@@ -36,7 +36,10 @@ def test_one_hot_stays_float_and_every_pixel_counts_once():
     module = _KMeansCounts()
     for float_ops in ((), tflite.XNNPACK_FLOAT_OPS):
         content = tflite.quantize_int8(
-            module.__call__.get_concrete_function(), module, _dataset, float_ops=float_ops
+            module.__call__.get_concrete_function(),
+            module,
+            _dataset,
+            float_ops=float_ops,
         )
         interpreter = tf.lite.Interpreter(model_content=content)
         interpreter.allocate_tensors()
