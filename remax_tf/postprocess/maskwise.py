@@ -28,8 +28,8 @@ slots in rank order (the implementation before commit d39d9e6, kept as
 * with a pixel threshold above 1/3 (DeepLab2's is 0.4) no pixel lies in more
   than two masks, and the paste needs no loop over images: per pixel the
   first and second covering candidates, one histogram of those pairs, and
-  the sequential paste decision over K scalars
-  (:func:`_paste_at_most_two_per_pixel`); lower thresholds paste the K masks
+  the paste decisions over K scalars, found in a few vectorised passes
+  rather than K sequential steps (:func:`_paste_at_most_two_per_pixel`); lower thresholds paste the K masks
   one after the other (:func:`_paste_sequentially`, boolean loop body);
 * ranking and mask scores stay at the model's stride-4 resolution, where they
   are cheap; instance ids are 1 + the slot's rank among *all* slots, as
@@ -124,7 +124,7 @@ def _paste_sequentially(
 
 
 def _paste_at_most_two_per_pixel(
-    covers, candidate_ranks, valid, overlapping_threshold, num_slots
+    covering, candidate_ranks, valid, overlapping_threshold, num_slots
 ) -> tf.Tensor:
     """The same result as :func:`_paste_sequentially` when no pixel lies in
     more than two masks (pixel threshold above 1/3, DeepLab2's is 0.4), with
@@ -135,20 +135,29 @@ def _paste_at_most_two_per_pixel(
     pasted, else to ``second`` if that one is; so a candidate's free area when
     its turn comes is its ``first`` pixels plus its ``second`` pixels whose
     ``first`` was not pasted. One histogram of (first, second) pairs gives
-    every such count, and the sequential decision runs over K scalars.
-    Arguments and result as :func:`_paste_sequentially`.
+    every such count; the decisions, sequential in rank, then need only K
+    scalars each and come out of a few vectorised passes (see ``decide``).
+
+    Args:
+      covering: [B, H, W, C] int32: per pixel and channel, the index (below
+        K) of a valid candidate whose mask covers the pixel, else
+        ``num_slots``; the channels may be the NQ slots themselves, so that
+        no candidate mask is ever gathered.
+      candidate_ranks, valid, overlapping_threshold, num_slots: As
+        :func:`_paste_sequentially`.
+
+    Returns:
+      As :func:`_paste_sequentially`.
     """
     none = num_slots  # "no candidate"; candidate indices are below K <= NQ
     bins = num_slots + 1
     count = tf.shape(candidate_ranks)[1]
-    covers = tf.logical_and(covers, valid[:, tf.newaxis, tf.newaxis, :])
-    index = tf.range(count, dtype=tf.int32)[tf.newaxis, tf.newaxis, tf.newaxis]
-    indices = tf.where(covers, index, none)
-    # The minimum over no candidate (K = 0) is the int32 maximum: clip.
-    first = tf.minimum(tf.reduce_min(indices, axis=-1), none)
+    # The minimum over no channel (C = 0) is the int32 maximum: clip.
+    first = tf.minimum(tf.reduce_min(covering, axis=-1), none)
     second = tf.minimum(
         tf.reduce_min(
-            tf.where(tf.equal(indices, first[..., tf.newaxis]), none, indices), axis=-1
+            tf.where(tf.equal(covering, first[..., tf.newaxis]), none, covering),
+            axis=-1,
         ),
         none,
     )
@@ -163,34 +172,37 @@ def _paste_at_most_two_per_pixel(
         [batch, bins, bins],
     )
     as_first = tf.reduce_sum(pairs, axis=2)
-    area = tf.cast(as_first + tf.reduce_sum(pairs, axis=1), tf.float32)
+    as_second = tf.reduce_sum(pairs, axis=1)
+    area = tf.cast(as_first + as_second, tf.float32)
     valid = tf.pad(valid, [[0, 0], [0, bins - count]])
-    positions = tf.range(bins, dtype=tf.int32)[tf.newaxis]
 
-    def decide(step, pasted):
-        # A candidate's "second" pixels are free unless their "first"
-        # (always of an earlier rank) was pasted.
+    def decide(pasted):
+        # All K decisions at once from the current guess: a candidate's
+        # "second" pixels are free unless their "first" was pasted.
+        # pairs[:, i, k] is 0 unless i < k (a first precedes its second), so
+        # decision k reads only earlier decisions; iterating this map from
+        # "none pasted" fixes one more rank level per pass, and the first
+        # guess that maps to itself is the sequential paste's outcome (a
+        # strictly triangular system has one fixed point). Same integer
+        # counts and float comparison as pasting one by one: bitwise equal.
         lost = tf.reduce_sum(
-            tf.where(pasted, pairs[:, :, step], tf.zeros_like(pairs[:, :, step])),
-            axis=1,
+            tf.where(pasted[:, :, tf.newaxis], pairs, tf.zeros_like(pairs)), axis=1
         )
-        free_area = tf.cast(
-            as_first[:, step] + tf.reduce_sum(pairs[:, :, step], axis=1) - lost,
-            tf.float32,
-        )
-        keep = tf.logical_and(
-            valid[:, step], free_area > area[:, step] * overlapping_threshold
-        )
-        pasted = tf.logical_or(
-            pasted, tf.logical_and(tf.equal(positions, step), keep[:, tf.newaxis])
-        )
-        return step + 1, pasted
+        free_area = tf.cast(as_first + as_second - lost, tf.float32)
+        return tf.logical_and(valid, free_area > area * overlapping_threshold)
 
-    _, pasted = tf.while_loop(
-        lambda step, _: step < count,
-        decide,
-        (tf.constant(0, tf.int32), tf.zeros([batch, bins], tf.bool)),
-        maximum_iterations=num_slots,
+    def step(_, pasted, changed):
+        del changed
+        updated = decide(pasted)
+        return 0, updated, tf.reduce_any(tf.not_equal(updated, pasted))
+
+    # At most K + 1 passes (one per rank level, one to confirm); typically a
+    # handful, since only overlapping candidates depend on each other.
+    _, pasted, _ = tf.while_loop(
+        lambda _, pasted, changed: changed,
+        step,
+        (0, tf.zeros([batch, bins], tf.bool), tf.constant(True)),
+        maximum_iterations=num_slots + 2,
     )
     first_pasted = tf.gather(pasted, first, batch_dims=1)
     second_pasted = tf.gather(pasted, second, batch_dims=1)
@@ -262,20 +274,48 @@ def maskwise_assignment(
     )
     candidate_ranks, valid = _candidates(passes)
     candidate_slots = tf.gather(order, candidate_ranks, batch_dims=1)
-    # [B, H, W, K] probabilities of the candidates only.
-    candidate_probs = tf.gather(probs, candidate_slots, axis=3, batch_dims=1)
-    paste = (
-        _paste_at_most_two_per_pixel
-        if 3.0 * pixel_confidence_threshold >= _TWO_MASKS_PER_PIXEL
-        else _paste_sequentially
-    )
-    rank_plus_one_map = paste(
-        candidate_probs > pixel_confidence_threshold,
-        candidate_ranks,
-        valid,
-        overlapping_threshold,
-        num_slots=int(mask_logits.shape[-1]),
-    )
+    num_slots = int(mask_logits.shape[-1])
+    if 3.0 * pixel_confidence_threshold >= _TWO_MASKS_PER_PIXEL:
+        # Per slot its candidate index (num_slots for the others), so that
+        # the candidates' masks are read off the probabilities of all slots
+        # without gathering K channels of them (the costliest step at stride 4).
+        is_slot = tf.logical_and(
+            tf.equal(
+                candidate_slots[:, :, tf.newaxis],
+                tf.range(num_slots, dtype=tf.int32)[tf.newaxis, tf.newaxis],
+            ),
+            valid[:, :, tf.newaxis],
+        )
+        positions = tf.range(tf.shape(candidate_slots)[1], dtype=tf.int32)
+        # (Clipped: the minimum over no candidate is the int32 maximum.)
+        slot_index = tf.minimum(
+            tf.reduce_min(
+                tf.where(is_slot, positions[tf.newaxis, :, tf.newaxis], num_slots),
+                axis=1,
+            ),
+            num_slots,
+        )
+        rank_plus_one_map = _paste_at_most_two_per_pixel(
+            tf.where(
+                probs > pixel_confidence_threshold,
+                slot_index[:, tf.newaxis, tf.newaxis, :],
+                num_slots,
+            ),
+            candidate_ranks,
+            valid,
+            overlapping_threshold,
+            num_slots,
+        )
+    else:
+        # [B, H, W, K] probabilities of the candidates only.
+        candidate_probs = tf.gather(probs, candidate_slots, axis=3, batch_dims=1)
+        rank_plus_one_map = _paste_sequentially(
+            candidate_probs > pixel_confidence_threshold,
+            candidate_ranks,
+            valid,
+            overlapping_threshold,
+            num_slots,
+        )
 
     occupied = rank_plus_one_map > 0
     # Unpasted pixels point at rank 0; they are outside `confident` anyway.

@@ -22,6 +22,7 @@ a fixed number of bins) rather than ``tf.math.bincount``, whose
 from __future__ import annotations
 
 from typing import NamedTuple
+from typing import Optional
 from typing import Sequence
 
 import tensorflow as tf
@@ -49,12 +50,16 @@ class SlotAssignment(NamedTuple):
     semantic_score: tf.Tensor
 
 
-def count_pixels_per_id(id_map: tf.Tensor, num_ids: int) -> tf.Tensor:
+def count_pixels_per_id(
+    id_map: tf.Tensor, num_ids: int, pixel_weights: Optional[tf.Tensor] = None
+) -> tf.Tensor:
     """Per pixel, how many pixels of its own image share its id.
 
     Args:
       id_map: [B, H, W] int32 ids in [0, num_ids).
       num_ids: Static number of bins per image.
+      pixel_weights: Optional [H, W] int32: how many pixels each one stands
+        for (a map to be upsampled, :func:`nearest_pixel_weights`); 1 if None.
 
     Returns:
       [B, H, W] int32 counts.
@@ -65,9 +70,11 @@ def count_pixels_per_id(id_map: tf.Tensor, num_ids: int) -> tf.Tensor:
     # One bin range per image so a single segment sum serves the whole batch.
     offsets = tf.range(batch, dtype=tf.int32)[:, None] * num_ids
     bins = flat + offsets
-    counts = tf.math.unsorted_segment_sum(
-        tf.ones_like(bins), bins, num_segments=batch * num_ids
-    )
+    if pixel_weights is None:
+        weights = tf.ones_like(bins)
+    else:
+        weights = tf.broadcast_to(tf.reshape(pixel_weights, [1, -1]), tf.shape(bins))
+    counts = tf.math.unsorted_segment_sum(weights, bins, num_segments=batch * num_ids)
     per_pixel = tf.gather(counts, bins)
     return tf.reshape(per_pixel, shape)
 
@@ -81,6 +88,7 @@ def merge_to_panoptic(
     num_mask_slots: int,
     thing_area_limit: int = 0,
     stuff_area_limit: int = 0,
+    pixel_weights: Optional[tf.Tensor] = None,
 ) -> tf.Tensor:
     """Builds the panoptic map ``semantic * label_divisor + instance``.
 
@@ -95,6 +103,9 @@ def merge_to_panoptic(
       num_mask_slots: NQ; ``mask_id_plus_one`` lies in [1, NQ].
       thing_area_limit: Minimum pixel count of a thing segment; 0 keeps all.
       stuff_area_limit: Minimum pixel count of a stuff class; 0 keeps all.
+      pixel_weights: Optional [H, W] int32, the pixels each pixel stands for
+        in the area counts (a map merged before its nearest upsampling
+        counts the upsampled pixels: the same segments survive).
 
     Returns:
       [B, H, W] int32 panoptic map.
@@ -110,14 +121,16 @@ def merge_to_panoptic(
     if thing_area_limit > 0:
         # max_deeplab.py _filter_by_count: counted per slot over thing pixels,
         # kept when count > limit - 0.5, i.e. count >= limit.
-        counts = count_pixels_per_id(thing_ids, num_mask_slots + 1)
+        counts = count_pixels_per_id(thing_ids, num_mask_slots + 1, pixel_weights)
         thing = tf.logical_and(thing, counts >= thing_area_limit)
         thing_ids = tf.where(thing, thing_ids, zeros)
     if stuff_area_limit > 0:
         # Stuff is counted per semantic class (all its slots fused), +1 so that
         # non-stuff pixels fall in bin 0.
         stuff_bins = tf.where(stuff, semantic + 1, zeros)
-        counts = count_pixels_per_id(stuff_bins, max(thing_stuff_class_ids) + 2)
+        counts = count_pixels_per_id(
+            stuff_bins, max(thing_stuff_class_ids) + 2, pixel_weights
+        )
         stuff = tf.logical_and(stuff, counts >= stuff_area_limit)
 
     kept = tf.logical_or(thing, stuff)

@@ -20,6 +20,7 @@ image size.
 
 from __future__ import annotations
 
+import functools
 from typing import Dict
 from typing import Optional
 from typing import Sequence
@@ -32,10 +33,10 @@ from remax_tf.config.validation import POST_PROCESSING_RESOLUTIONS
 from remax_tf.config.validation import POST_PROCESSINGS
 from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.postprocess.maskwise import maskwise_assignment
-from remax_tf.postprocess.panoptic_merge import SlotAssignment
 from remax_tf.postprocess.panoptic_merge import merge_to_panoptic
 from remax_tf.postprocess.pixelwise import argmax_semantic
 from remax_tf.postprocess.pixelwise import pixelwise_assignment
+from remax_tf.postprocess.slot_predictions import nearest_pixel_weights
 from remax_tf.postprocess.slot_predictions import resize_mask_logits
 from remax_tf.postprocess.slot_predictions import upsample_nearest
 from remax_tf.protos import evaluator_pb2
@@ -242,14 +243,9 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         semantic = argmax_semantic(
             pixel_logits, class_logits, self.thing_stuff_class_ids
         )
-        if self.resolution == MODEL_OUTPUT_RESOLUTION:
-            assignment = SlotAssignment(
-                *(upsample_nearest(m, self.output_size) for m in assignment)
-            )
-            semantic = upsample_nearest(semantic, self.output_size)
-        panoptic = merge_to_panoptic(
-            assignment,
-            self.thing_stuff_class_ids,
+        merge = functools.partial(
+            merge_to_panoptic,
+            thing_stuff_class_ids=self.thing_stuff_class_ids,
             num_thing_classes=self.num_thing_classes,
             ignore_label=self.ignore_label,
             label_divisor=self.label_divisor,
@@ -257,13 +253,32 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             thing_area_limit=self.thing_area_limit,
             stuff_area_limit=self.stuff_area_limit,
         )
-        return {
+        if self.resolution == MODEL_OUTPUT_RESOLUTION:
+            # Merged on the logit grid, areas counted in output pixels, then
+            # the five maps upsampled: the same maps as upsampling the
+            # assignment and merging at the output size, at 1/16 of the
+            # merge's work.
+            panoptic = merge(
+                assignment,
+                pixel_weights=nearest_pixel_weights(
+                    mask_logits.shape[1:3], self.output_size
+                ),
+            )
+        else:
+            panoptic = merge(assignment)
+        maps = {
             common.PRED_PANOPTIC_KEY: panoptic,
             common.PRED_SEMANTIC_KEY: semantic,
             common.PRED_INSTANCE_KEY: assignment.mask_id_plus_one,
             common.PRED_INSTANCE_SCORES_KEY: assignment.instance_score,
             common.PRED_SEMANTIC_SCORES_KEY: assignment.semantic_score,
         }
+        if self.resolution == MODEL_OUTPUT_RESOLUTION:
+            maps = {
+                key: upsample_nearest(value, self.output_size)
+                for key, value in maps.items()
+            }
+        return maps
 
     def get_config(self) -> dict:
         config = super().get_config()

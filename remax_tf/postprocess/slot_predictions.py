@@ -10,6 +10,7 @@ import math
 from typing import Sequence
 from typing import Tuple
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -47,16 +48,30 @@ def resize_mask_logits(mask_logits: tf.Tensor, output_size: Sequence[int]) -> tf
     )
 
 
-def _nearest_source_indices(size_in: int, size_out: int) -> tf.Tensor:
+def _nearest_sources(size_in: int, size_out: int) -> list:
     # Corner-aligned grid as in resize_mask_logits: output pixel y sits at
     # y * (size_in - 1) / (size_out - 1) on the input grid; take the nearest.
     if size_out == 1:
-        return tf.zeros([1], tf.int32)
+        return [0]
     scale = (size_in - 1) / (size_out - 1)
-    return tf.constant(
-        [min(int(math.floor(y * scale + 0.5)), size_in - 1) for y in range(size_out)],
-        tf.int32,
+    return [min(int(math.floor(y * scale + 0.5)), size_in - 1) for y in range(size_out)]
+
+
+def _nearest_source_indices(size_in: int, size_out: int) -> tf.Tensor:
+    return tf.constant(_nearest_sources(size_in, size_out), tf.int32)
+
+
+def nearest_pixel_weights(
+    input_size: Sequence[int], output_size: Sequence[int]
+) -> tf.Tensor:
+    """[h, w] int32: how many pixels of :func:`upsample_nearest`'s output
+    copy each input pixel (4 or 5 per axis for a 4k+1 crop from its stride-4
+    logits), so that pixel counts of the output can be taken on the input."""
+    rows, cols = (
+        np.bincount(_nearest_sources(int(i), int(o)), minlength=int(i))
+        for i, o in zip(input_size, output_size)
     )
+    return tf.constant(np.outer(rows, cols), tf.int32)
 
 
 def upsample_nearest(maps: tf.Tensor, output_size: Sequence[int]) -> tf.Tensor:

@@ -195,3 +195,54 @@ def test_batch_elements_are_independent():
         assert np.array_equal(values[0], getattr(single_a, field).numpy()[0])
         assert np.array_equal(values[1], getattr(single_b, field).numpy()[0])
     assert batched.confident.numpy().all()
+
+
+def _two_cover_masks(rng, count, pixels=400):
+    """[1, 1, pixels, count] masks, each pixel in at most two of them."""
+    covers = np.zeros((1, 1, pixels, count), bool)
+    for pixel in range(pixels):
+        picks = rng.choice(count, size=rng.integers(0, 3), replace=False)
+        covers[0, 0, pixel, picks] = True
+    return covers
+
+
+def _chain_masks(count, width=10, shared=5):
+    """Mask k overlaps mask k - 1 on ``shared`` of its ``width`` pixels (at
+    most half, so no pixel is in three masks), so each decision hangs on the
+    one before: pasted, refused, pasted, ..."""
+    step = width - shared
+    covers = np.zeros((1, 1, step * count + shared, count), bool)
+    for k in range(count):
+        covers[0, 0, k * step : k * step + width, k] = True
+    return covers
+
+
+@pytest.mark.parametrize("overlap", [0.0, 0.3, 0.5, 0.8])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_paste_decisions_in_passes_equal_pasting_one_by_one(overlap, seed):
+    """_paste_at_most_two_per_pixel decides all candidates in vectorised
+    passes; the result must be the sequential paste's, also along a chain
+    where every decision depends on the previous one (count passes)."""
+    from remax_tf.postprocess.maskwise import _paste_at_most_two_per_pixel
+    from remax_tf.postprocess.maskwise import _paste_sequentially
+
+    rng = np.random.default_rng(seed)
+    slots = 24
+    for covers in (_two_cover_masks(rng, 20), _chain_masks(20)):
+        count = covers.shape[-1]
+        ranks = tf.constant(
+            np.sort(rng.choice(slots, count, replace=False))[None], tf.int32
+        )
+        valid = tf.constant(np.arange(count)[None] < count - 2)
+        args = (ranks, valid, overlap, slots)
+        sequential = _paste_sequentially(tf.constant(covers), *args).numpy()
+        covering = np.where(
+            covers & valid.numpy()[:, None, None], np.arange(count), slots
+        )
+        in_passes = _paste_at_most_two_per_pixel(tf.constant(covering, tf.int32), *args)
+        np.testing.assert_array_equal(in_passes.numpy(), sequential)
+    if overlap == 0.5:
+        # The chain alternates: half of each mask is shared with the previous,
+        # and a candidate needs more than half free.
+        pasted = {int(v) for v in np.unique(sequential)} - {0}
+        assert pasted == {int(ranks[0, k]) + 1 for k in range(0, count - 2, 2)}

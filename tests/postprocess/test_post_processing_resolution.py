@@ -131,3 +131,50 @@ def test_unknown_resolution_is_named():
     config.evaluator_options.post_processing_resolution = "stride4"
     with pytest.raises(Exception, match="post_processing_resolution = 'stride4'"):
         validate_config(config)
+
+
+@pytest.mark.parametrize("output_size", [(65, 65), (50, 61)])
+def test_merge_on_the_logit_grid_equals_merging_the_upsampled_assignment(output_size):
+    """ "model_output" merges before upsampling, counting areas in output
+    pixels (nearest_pixel_weights); the maps must equal those of upsampling
+    the assignment first and merging at the output size (its implementation
+    before), with area limits that drop some segments."""
+    from remax_tf.postprocess.maskwise import maskwise_assignment
+    from remax_tf.postprocess.panoptic_merge import SlotAssignment
+    from remax_tf.postprocess.panoptic_merge import merge_to_panoptic
+
+    inputs = _logits(seed=4)
+    limits = dict(thing_area_limit=150, stuff_area_limit=400)
+    layer = _processor(output_size, "model_output", **limits)
+    got = layer(inputs)
+    mask = inputs[common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY]
+    assignment = maskwise_assignment(
+        mask,
+        mask,
+        inputs[common.PRED_TRANSFORMER_CLASS_LOGITS_KEY],
+        num_thing_classes=NUM_THINGS,
+        pixel_confidence_threshold=layer.pixel_confidence_threshold,
+        thing_threshold=layer.thing_threshold,
+        stuff_threshold=layer.stuff_threshold,
+        overlapping_threshold=layer.overlapping_threshold,
+        reorder_class_weight=layer.reorder_class_weight,
+        reorder_mask_weight=layer.reorder_mask_weight,
+    )
+    upsampled = SlotAssignment(*(upsample_nearest(m, output_size) for m in assignment))
+    expected = merge_to_panoptic(
+        upsampled,
+        CLASS_IDS,
+        num_thing_classes=NUM_THINGS,
+        ignore_label=0,
+        label_divisor=1000,
+        num_mask_slots=int(mask.shape[-1]),
+        **limits,
+    ).numpy()
+    np.testing.assert_array_equal(got[common.PRED_PANOPTIC_KEY].numpy(), expected)
+    np.testing.assert_array_equal(
+        got[common.PRED_INSTANCE_KEY].numpy(), upsampled.mask_id_plus_one.numpy()
+    )
+    # The limits bite: some pasted pixels end up void, some segments stay.
+    unlimited = _processor(output_size, "model_output")(inputs)
+    dropped = expected != unlimited[common.PRED_PANOPTIC_KEY].numpy()
+    assert dropped.any() and (expected // 1000 > 0).any()
