@@ -66,15 +66,35 @@ def undo_resize_and_pad(
         return maps
     resized_size = tf.cast(tf.convert_to_tensor(resized_size), tf.int32)
     original_size = tf.cast(tf.convert_to_tensor(original_size), tf.int32)
-    images = maps if rank == 4 else maps[..., None]
-    images = images[:, : resized_size[0], : resized_size[1], :]
-    images = tf.raw_ops.ResizeNearestNeighbor(
-        images=images,
-        size=original_size,
-        align_corners=True,
-        half_pixel_centers=False,
-    )
-    return images if rank == 4 else images[..., 0]
+
+    def undo():
+        images = maps if rank == 4 else maps[..., None]
+        images = images[:, : resized_size[0], : resized_size[1], :]
+        images = tf.raw_ops.ResizeNearestNeighbor(
+            images=images,
+            size=original_size,
+            align_corners=True,
+            half_pixel_centers=False,
+        )
+        return images if rank == 4 else images[..., 0]
+
+    static = [tf.get_static_value(size) for size in (resized_size, original_size)]
+    if (
+        maps.shape[1:3].is_fully_defined()
+        and any(size is None for size in static)
+        and not tf.executing_eagerly()
+    ):
+        # Sizes known only when the graph runs (the SavedModel's any-size
+        # signature): skip the copy then, as undo_is_identity does while
+        # tracing, for images that arrive at the crop size.
+        map_size = tf.constant(maps.shape[1:3].as_list(), tf.int32)
+        same = tf.reduce_all(
+            tf.logical_and(
+                tf.equal(resized_size, map_size), tf.equal(original_size, map_size)
+            )
+        )
+        return tf.cond(same, lambda: tf.identity(maps), undo)
+    return undo()
 
 
 def undo_preprocessing(

@@ -80,8 +80,9 @@ def test_undo_at_the_crop_size_is_skipped_only_when_provably_identity():
         return undo_resize_and_pad(maps, size, size)
 
     np.testing.assert_array_equal(dynamic(same).numpy(), maps.numpy())
-    ops = {op.type for op in dynamic.get_concrete_function().graph.get_operations()}
-    assert "ResizeNearestNeighbor" in ops
+    graph = dynamic.get_concrete_function().graph.as_graph_def()
+    ops = {node.op for f in graph.library.function for node in f.node_def}
+    assert "ResizeNearestNeighbor" in ops  # in the branch for other sizes
 
     @tf.function(input_signature=[])
     def static():
@@ -89,3 +90,21 @@ def test_undo_at_the_crop_size_is_skipped_only_when_provably_identity():
 
     ops = {op.type for op in static.get_concrete_function().graph.get_operations()}
     assert "ResizeNearestNeighbor" not in ops
+
+
+def test_sizes_known_only_at_run_time_skip_the_copy_when_equal():
+    """The SavedModel's any-size signature: resized and original sizes are
+    tensors; images at the crop size get the maps back unchanged, others
+    are still cropped and resized."""
+    maps = tf.constant(np.arange(2 * 9 * 9).reshape(2, 9, 9), tf.int32)
+
+    @tf.function(
+        input_signature=[tf.TensorSpec([2], tf.int32), tf.TensorSpec([2], tf.int32)]
+    )
+    def undo(resized, original):
+        return undo_resize_and_pad(maps, resized, original)
+
+    graph = undo.get_concrete_function().graph.as_graph_def()
+    assert any(node.op in ("If", "StatelessIf") for node in graph.node)
+    np.testing.assert_array_equal(undo([9, 9], [9, 9]).numpy(), maps.numpy())
+    np.testing.assert_array_equal(undo([5, 7], [5, 7]).numpy(), maps.numpy()[:, :5, :7])
