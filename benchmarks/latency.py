@@ -13,13 +13,11 @@ model, mask-wise post-processing, undo) in each variant:
 * ``keras``: :meth:`ServingModule.serve` as a ``tf.function`` (no XLA);
 * ``saved_model``: the exported SavedModel's ``serving_default``, reloaded;
 * ``tflite_fp32``, ``tflite_fp16``, ``tflite_dynamic``, ``tflite_int8``: the
-  TFLite files in ``ai_edge_litert``'s interpreter (XNNPACK delegate); int8
-  runs its model file then ``postprocess.tflite``;
+  TFLite files in ``ai_edge_litert``'s interpreter (XNNPACK delegate; int8's
+  one file joins the int8 network and the float post-processing);
 * ``tflite_int8_float_decoder``: int8 with the kMaX transformer decoder and
   the prediction head in float (``tflite.FLOAT_DECODER_SCOPES``, the export's
-  ``--float_scopes``);
-* ``tflite_int8_single``: one full-int8 file with the whole pipeline
-  (``tflite.convert_int8_single_file``; network int8, the rest float).
+  ``--float_scopes``).
 
 ``total`` is that whole call. Unless ``--no_split``, the same pipeline cut in
 four parts is timed too, each part traced on its own: ``pre`` (uint8 image ->
@@ -82,15 +80,10 @@ _TFLITE_MODES = {
     "tflite_dynamic": "dynamic",
     "tflite_int8": "int8",
     "tflite_int8_float_decoder": "int8",
-    "tflite_int8_single": "int8",
 }
 # int8 with the k-means path (transformer decoder and head) in float: the
 # export's --float_scopes of docs/export.md "Selective int8".
 _FLOAT_DECODER = "tflite_int8_float_decoder"
-# One full-int8 file holding the whole serving graph, network in
-# int8, everything outside the Keras model's name scope kept in float.
-_SINGLE_INT8 = "tflite_int8_single"
-SINGLE_INT8_FILE = "model_int8_single.tflite"
 
 
 def _crop_overrides(crop: Optional[int]) -> List[str]:
@@ -308,7 +301,7 @@ class _Timer:
     def time_tflite(
         self, variant: str, files, mode: str, thread_count: int, piece_files
     ) -> None:
-        """A TFLite variant's files chained (``image`` in, maps out), then,
+        """A TFLite variant's file (``image`` in, maps out), then,
         with the split, its pieces (``piece_files``: pre, network, post,
         undo) on the TensorFlow pieces' outputs."""
         from ai_edge_litert.interpreter import Interpreter
@@ -317,24 +310,14 @@ class _Timer:
         from remax_tf.export.saved_model import RAW_OUTPUT_KEYS
         from remax_tf.postprocess.undo_preprocessing import MAP_KEYS
 
-        runners = [
-            Interpreter(
-                model_content=files[name], num_threads=thread_count
-            ).get_signature_runner()
-            for name in (
-                SINGLE_INT8_FILE,
-                tflite.model_file_name(mode),
-                tflite.POSTPROCESS_FILE,
-            )
-            if name in files
-        ]
+        runner = Interpreter(
+            model_content=files[tflite.model_file_name(mode)],
+            num_threads=thread_count,
+        ).get_signature_runner()
         batch = self.batch
 
         def tflite_call():
-            outputs = runners[0](image=batch)
-            for runner in runners[1:]:
-                outputs = runner(**outputs)
-            return outputs
+            return runner(image=batch)
 
         self.record(variant, thread_count, "total", tflite_call)
         if not self.split:
@@ -422,16 +405,6 @@ def _convert_variant(variant: str, module, model, size, calibration) -> dict:
     from remax_tf.export import tflite
 
     mode = _TFLITE_MODES[variant]
-    if variant == _SINGLE_INT8:
-        return {
-            SINGLE_INT8_FILE: tflite.convert_int8_single_file(
-                module,
-                size,
-                lambda: iter(calibration),
-                f"{model.name}/",
-                len(calibration),
-            )
-        }
     options = {}
     if mode == "int8":
         options = dict(

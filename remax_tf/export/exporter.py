@@ -10,8 +10,8 @@ checkpoint strictly
 Output directory layout::
 
     DIR/saved_model/              SavedModel (serving_default, serve_batch)
-    DIR/tflite/model_fp32.tflite  (and model_fp16 / model_dynamic / model_int8
-                                   + postprocess.tflite)
+    DIR/tflite/model_fp32.tflite  (and model_fp16 / model_dynamic / model_int8;
+                                   one file each, maps out)
     DIR/metadata.json             classes, label divisor, sizes, files, op lists
 
 An export is written whole or not at all: into a temporary sibling of DIR

@@ -10,13 +10,14 @@ phones (no Flex delegate). Modes:
   :meth:`ServingModule.serve`: evaluation preprocessing, model, mask-wise
   post-processing and the undo, with the SavedModel's output names.
 * ``int8`` (full integer: int8 weights and activations, calibrated on a
-  representative dataset of training images): TFLite's calibrator crashes on
-  any model with a WHILE op (tensorflow/tensorflow#75140: it logs a loop
-  output the WHILE kernel has deallocated), and the mask-wise merge is a
-  while loop, so the int8 file ``model_int8.tflite`` holds preprocessing and
-  model (outputs: the raw logits) and the float ``postprocess.tflite`` the
-  post-processing and undo (inputs: those logits). Run one after the other
-  (docs/export.md).
+  representative dataset of training images): one file too,
+  ``model_int8.tflite``, assembled from two conversions: preprocessing and
+  model quantised (outputs: the raw logits), post-processing and undo in
+  float, joined into one flatbuffer (:func:`tflite_join.join_tflite`) whose
+  outputs are the maps and the raw logits. Converted in one piece, the
+  quantiser would still put some post-processing tensors in int8 despite a
+  denylist, and older TFLite calibrators crashed on its loop
+  (tensorflow/tensorflow#75140; docs/export.md).
 
 Quantisation risk (docs/export.md, "Selective int8"): the k-means assignment
 is a hard argmax, so the int8 mode can keep chosen parts of the model in float
@@ -56,7 +57,10 @@ from remax_tf.export.options import QUANTIZE_MODES
 from remax_tf.export.options import XNNPACK_FLOAT_OPS
 from remax_tf.export.saved_model import SERVING_DEFAULT
 from remax_tf.export.saved_model import ServingModule
+from remax_tf.export.tflite_join import join_tflite
 
+# The post-processing file of int8 exports before the joined file (still
+# read by the TFLite predictor, next to a model file that returns logits).
 POSTPROCESS_FILE = "postprocess.tflite"
 _FILE_SUFFIX = {NONE: "fp32", FP16: "fp16", DYNAMIC: "dynamic", INT8: "int8"}
 # Selective int8: the kMaX transformer decoder (k-means cross-attention and
@@ -109,10 +113,49 @@ def _with_signature(
     signature = schema.SignatureDefT()
     signature.signatureKey = SERVING_DEFAULT
     signature.subgraphIndex = 0
-    signature.inputs = tensor_maps(input_names, subgraph.inputs)
-    signature.outputs = tensor_maps(output_names, subgraph.outputs)
+    signature.inputs = tensor_maps(input_names, _inputs_by_name(subgraph, input_names))
+    signature.outputs = tensor_maps(
+        output_names, _outputs_in_flat_order(subgraph, len(output_names))
+    )
     model.signatureDefs = [signature]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _inputs_by_name(subgraph, input_names: Sequence[str]) -> list:
+    """The subgraph's input tensor indices in the order of ``input_names``.
+    The converter does not keep the function's argument order (a dict of two
+    inputs came out reversed); it names each input tensor
+    ``serving_default_<name>:0`` or ``<name>``, so match on that, and fall
+    back to the position only when the names say nothing."""
+    found = {}
+    for index in subgraph.inputs:
+        name = subgraph.tensors[index].name
+        name = name.decode() if isinstance(name, bytes) else name
+        name = name.split(":")[0]
+        for candidate in (name, name[len("serving_default_") :]):
+            if candidate in input_names:
+                found[candidate] = index
+    if len(found) == len(input_names) == len(subgraph.inputs):
+        return [found[name] for name in input_names]
+    return list(subgraph.inputs)
+
+
+def _outputs_in_flat_order(subgraph, count: int) -> list:
+    """The subgraph's output tensor indices in the function's flattened
+    output order. The converter names output k ``PartitionedCall:k`` (or
+    ``StatefulPartitionedCall:k``) but may list them in another order (two
+    outputs came out reversed); fall back to the listed order when the names
+    do not give every k once."""
+    order = {}
+    for index in subgraph.outputs:
+        name = subgraph.tensors[index].name
+        name = name.decode() if isinstance(name, bytes) else name
+        suffix = name.rsplit(":", 1)[-1]
+        if "PartitionedCall" in name and suffix.isdigit():
+            order[int(suffix)] = index
+    if sorted(order) == list(range(count)) == list(range(len(subgraph.outputs))):
+        return [order[k] for k in range(count)]
+    return list(subgraph.outputs)
 
 
 def _flat_names(structure) -> list:
@@ -212,8 +255,7 @@ def convert_to_tflite(
         quantises every op that has an int8 kernel).
 
     Returns:
-      File name -> flatbuffer: ``{model_<mode>.tflite}``, plus
-      ``postprocess.tflite`` for ``int8``.
+      File name -> flatbuffer: ``{model_<mode>.tflite}``, one file.
     """
     check_quantize(quantize)
     check_float_ops(float_ops)
@@ -237,51 +279,10 @@ def convert_to_tflite(
     content = quantize_int8(logits, module, dataset, float_scopes, float_ops)
     post = module.fixed_size_postprocess_function(input_size, logits)
     return {
-        name: _signed(content, logits),
-        POSTPROCESS_FILE: _signed(convert_float(post, module), post),
+        name: join_tflite(
+            _signed(content, logits), _signed(convert_float(post, module), post)
+        )
     }
-
-
-def convert_int8_single_file(
-    module: ServingModule,
-    input_size: Sequence[int],
-    representative_images: RepresentativeImages,
-    model_scope: str,
-    calibration_steps: int = DEFAULT_CALIBRATION_STEPS,
-    float_ops: Sequence[str] = XNNPACK_FLOAT_OPS,
-) -> bytes:
-    """The whole serving graph as ONE full-integer file.
-
-    With the mask-wise post-processing that visits only candidate slots
-    (``remax_tf/postprocess/maskwise.py``; loops with int32/bool state only)
-    TFLite's calibrator takes the whole graph; with the previous one
-    the same conversion segfaulted. Every op outside
-    the Keras model's name scope ``model_scope`` (e.g. ``"kmax_deeplab/"``:
-    preprocessing, post-processing, undo) is kept float through the
-    quantisation debugger's denylist: an int8 DIV of the mask scores fails
-    at run time on an empty mask, and ids must not be quantised. The network
-    is quantised as in the two-file ``int8`` mode (same logits up to float
-    rounding of the float ops, <= 1e-6 in the export tests).
-    NOT a drop-in replacement yet: despite the denylist the quantiser still
-    puts QUANTIZE ops on post-processing tensors (e.g. the pixel softmax), so
-    the maps differ from ``model_int8.tflite`` + ``postprocess.tflite``
-    (export tests' random-weight model: 79-100% of semantic-map pixels
-    equal across runs); ``convert_to_tflite`` keeps the two files.
-
-    Returns:
-      The flatbuffer, with the ``serving_default`` signature of the fp32 file.
-    """
-    concrete = module.fixed_size_function(input_size)
-    with cli.native_logs_quieted():
-        names = _op_output_names(_converter(concrete, module).convert())
-    floats = sorted({name for name in names if model_scope not in name})
-    if len(floats) == len(names):
-        raise ValueError(f"model_scope {model_scope!r} matches no op of the model.")
-    dataset = _representative_dataset(
-        representative_images, input_size, calibration_steps
-    )
-    content = quantize_int8(concrete, module, dataset, floats, float_ops)
-    return _signed(content, concrete)
 
 
 def _op_output_names(content: bytes) -> list:
@@ -391,7 +392,6 @@ __all__ = [
     "check_float_ops",
     "check_quantize",
     "convert_float",
-    "convert_int8_single_file",
     "convert_to_tflite",
     "model_file_name",
     "op_type",

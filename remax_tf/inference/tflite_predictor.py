@@ -166,8 +166,8 @@ class TFLitePredictor(Predictor):
             raise model_files.ModelFileError(
                 f"TFLite file {path} returns {sorted(names)}: neither the maps "
                 f"({common.PRED_PANOPTIC_KEY!r}, ...) nor raw logits with "
-                f"{POSTPROCESS_FILE} next to the file (the int8 export writes both "
-                "files; keep them together)."
+                f"{POSTPROCESS_FILE} next to the file (int8 exports of earlier "
+                "versions wrote both files: keep them together, or re-export)."
             )
         self._post = SignatureRunner(post_path, num_threads)
 

@@ -38,9 +38,8 @@ def runner(name):
 results = {}
 for key, value in runner("model_fp32.tflite")(image=image).items():
     results["fp32/" + key] = value
-logits = runner("model_int8.tflite")(image=image)
-maps = runner("postprocess.tflite")(**logits)
-for key, value in {**logits, **maps}.items():
+# One int8 file: the maps and the raw logits.
+for key, value in runner("model_int8.tflite")(image=image).items():
     results["int8/" + key] = value
 np.savez(output_file, **results)
 print(json.dumps({
@@ -74,7 +73,6 @@ def test_files_and_builtin_ops(demo_export):
     assert sorted(demo_export["tflite"]) == [
         "model_fp32.tflite",
         "model_int8.tflite",
-        "postprocess.tflite",
     ]
     ops = demo_export["tflite_ops"]
     for name, counts in ops.items():
@@ -82,8 +80,8 @@ def test_files_and_builtin_ops(demo_export):
     # Post-processing inside the fp32 graph: the paste loop, the pixel counts.
     for op in ("WHILE", "UNSORTED_SEGMENT_SUM", "ARG_MAX", "ONE_HOT", "BATCH_MATMUL"):
         assert op in ops["model_fp32.tflite"], op
-    assert "WHILE" not in ops["model_int8.tflite"]
-    assert "WHILE" in ops["postprocess.tflite"]
+    # The int8 file holds the float post-processing too (tflite_join).
+    assert "WHILE" in ops["model_int8.tflite"]
     with open(demo_export["metadata"]) as f:
         metadata = json.load(f)
     assert metadata["tflite_input_size"] == [65, 65]
@@ -92,8 +90,9 @@ def test_files_and_builtin_ops(demo_export):
     assert metadata["preprocess"]["crop_size"] == [65, 65]
 
 
-def _float_inputs_by_op(path):
-    """Op type -> for each op of that type, whether its first input is float."""
+def _int8_inputs_by_op(path):
+    """Op type -> for each op of that type, whether its first input is int8
+    (quantised; the post-processing's index arithmetic is int32)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     with open(path, "rb") as f:
@@ -103,7 +102,7 @@ def _float_inputs_by_op(path):
         for op in subgraph.operators:
             tensor = subgraph.tensors[op.inputs[0]]
             found.setdefault(tflite.op_type(model, op), []).append(
-                tensor.type == schema.TensorType.FLOAT32
+                tensor.type == schema.TensorType.INT8
             )
     return found
 
@@ -112,12 +111,12 @@ def _float_inputs_by_op(path):
 def test_int8_keeps_the_ops_xnnpack_cannot_run_in_int8_float(demo_export):
     """XNNPACK_FLOAT_OPS stay float in model_int8.tflite (each would split
     XNNPACK's delegated graph in int8); the convolutions are int8."""
-    ops = _float_inputs_by_op(demo_export["tflite"]["model_int8.tflite"])
+    ops = _int8_inputs_by_op(demo_export["tflite"]["model_int8.tflite"])
     kept = [op for op in tflite.XNNPACK_FLOAT_OPS if op in ops]
     assert {"GELU", "HARD_SWISH", "SOFTMAX", "BATCH_MATMUL"} <= set(kept)
     for op in kept:
-        assert all(ops[op]), op
-    assert not any(ops["CONV_2D"]) and not any(ops["DEPTHWISE_CONV_2D"])
+        assert not any(ops[op]), op
+    assert all(ops["CONV_2D"]) and all(ops["DEPTHWISE_CONV_2D"])
     # INT8_WRONG_OPS: each k-means layer's one-hot assignment is float.
     interpreter = tf.lite.Interpreter(
         model_path=str(demo_export["tflite"]["model_int8.tflite"])
@@ -239,61 +238,6 @@ def test_command_line_exports_a_checkpoint(
         )
 
 
-@pytest.mark.slow  # converts the whole graph with calibration
-def test_int8_single_file_converts_with_the_same_network(
-    demo_model, demo_export, test_images
-):
-    """Issue 16: the post-processing loop no longer defeats the calibrator, so
-    full int8 converts to one file (and runs) whose network is quantised
-    exactly as ``model_int8.tflite`` (same calibration images as conftest's
-    export): the same logits, up to float rounding."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    from remax_tf.data import shapes
-    from remax_tf.export.saved_model import build_serving_module
-
-    config, model = demo_model
-    render = shapes.ShapesConfig(size=65)
-    calibration = [
-        shapes.render(shapes.image_rng(0, "train", index), render)[0]
-        for index in range(4)
-    ]
-    module = build_serving_module(config, model)
-    content = tflite.convert_int8_single_file(
-        module, (65, 65), lambda: iter(calibration), f"{model.name}/", 4
-    )
-    ops = tflite.op_types(content)
-    assert "WHILE" in ops and "QUANTIZE" in ops
-    assert not [op for op in ops if op.startswith("CUSTOM")]
-
-    def runner(path_or_content):
-        if isinstance(path_or_content, bytes):
-            interpreter = Interpreter(model_content=path_or_content, num_threads=2)
-        else:
-            interpreter = Interpreter(model_path=str(path_or_content), num_threads=2)
-        return interpreter.get_signature_runner("serving_default")
-
-    image = test_images["crop"][None]
-    single = runner(content)(image=image)
-    files = demo_export["tflite"]
-    logits = runner(files["model_int8.tflite"])(image=image)
-    two = {**logits, **runner(files["postprocess.tflite"])(**logits)}
-    assert sorted(single) == sorted(two)
-    for key in (
-        common.PRED_TRANSFORMER_CLASS_LOGITS_KEY,
-        common.PRED_PIXEL_SPACE_MASK_LOGITS_KEY,
-    ):
-        # The same quantisation; the float ops kept for XNNPACK (ADD, SUB,
-        # ...) may round differently where the two files' delegate partitions
-        # differ (measured: mask logits within 1.3e-9 of each other at
-        # magnitudes ~20; class logits equal).
-        np.testing.assert_allclose(single[key], two[key], rtol=0, atol=1e-6)
-    # Not the maps: the quantiser still quantises parts of the float
-    # post-processing (convert_int8_single_file), so they differ (measured
-    # on this random-weight model: 79-100% of semantic pixels equal).
-    assert single[common.PRED_PANOPTIC_KEY].shape == two[common.PRED_PANOPTIC_KEY].shape
-
-
 def test_float_ops_flag_defaults_to_the_xnnpack_list_and_none_clears_it():
     from remax_tf.export.__main__ import parse_args
 
@@ -304,3 +248,32 @@ def test_float_ops_flag_defaults_to_the_xnnpack_list_and_none_clears_it():
         "GELU",
         "SOFTMAX",
     )
+
+
+@pytest.mark.slow  # converts the post-processing once more
+def test_int8_file_maps_equal_the_float_post_processing_of_its_logits(
+    demo_model, demo_export, test_images
+):
+    """model_int8.tflite joins the int8 network and the float
+    post-processing: its maps equal the post-processing file converted on its
+    own and run on the file's logits, bit for bit."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from remax_tf.export.saved_model import RAW_OUTPUT_KEYS
+    from remax_tf.export.saved_model import build_serving_module
+
+    config, model = demo_model
+    module = build_serving_module(config, model)
+    logits_function = module.fixed_size_logits_function((65, 65))
+    post = module.fixed_size_postprocess_function((65, 65), logits_function)
+    post_file = tflite._signed(tflite.convert_float(post, module), post)
+
+    def runner(**source):
+        return Interpreter(num_threads=2, **source).get_signature_runner()
+
+    path = str(demo_export["tflite"]["model_int8.tflite"])
+    outputs = runner(model_path=path)(image=test_images["crop"][None])
+    maps = runner(model_content=post_file)(**{k: outputs[k] for k in RAW_OUTPUT_KEYS})
+    assert sorted(maps) == sorted(MAP_KEYS)
+    for key in MAP_KEYS:
+        np.testing.assert_array_equal(outputs[key], maps[key], err_msg=key)
