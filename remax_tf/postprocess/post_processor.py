@@ -38,7 +38,7 @@ from remax_tf.postprocess.pixelwise import argmax_semantic
 from remax_tf.postprocess.pixelwise import pixelwise_assignment
 from remax_tf.postprocess.slot_predictions import nearest_pixel_weights
 from remax_tf.postprocess.slot_predictions import resize_mask_logits
-from remax_tf.postprocess.slot_predictions import upsample_nearest
+from remax_tf.postprocess.slot_predictions import upsample_nearest_maps
 from remax_tf.protos import evaluator_pb2
 
 # The allowed values live with the config's validation (one list each).
@@ -274,10 +274,7 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
             common.PRED_SEMANTIC_SCORES_KEY: assignment.semantic_score,
         }
         if self.resolution == MODEL_OUTPUT_RESOLUTION:
-            maps = {
-                key: upsample_nearest(value, self.output_size)
-                for key, value in maps.items()
-            }
+            maps = upsample_nearest_maps(maps, self.output_size)
         return maps
 
     def get_config(self) -> dict:

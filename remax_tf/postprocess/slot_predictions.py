@@ -7,6 +7,7 @@ Shared by the mask-wise and pixel-wise post-processings, following DeepLab2's
 from __future__ import annotations
 
 import math
+from typing import Dict
 from typing import Sequence
 from typing import Tuple
 
@@ -85,3 +86,25 @@ def upsample_nearest(maps: tf.Tensor, output_size: Sequence[int]) -> tf.Tensor:
     rows = _nearest_source_indices(int(maps.shape[1]), int(output_size[0]))
     cols = _nearest_source_indices(int(maps.shape[2]), int(output_size[1]))
     return tf.gather(tf.gather(maps, rows, axis=1), cols, axis=2)
+
+
+def upsample_nearest_maps(
+    maps: Dict[str, tf.Tensor], output_size: Sequence[int]
+) -> Dict[str, tf.Tensor]:
+    """:func:`upsample_nearest` of several [B, h, w] maps, those of one dtype
+    stacked as the channels of one pair of gathers (the same values: a gather
+    copies; fewer, larger gathers cost less than one pair per map)."""
+    groups: Dict[tf.DType, list] = {}
+    for key, value in maps.items():
+        groups.setdefault(value.dtype, []).append(key)
+    out = {}
+    for keys in groups.values():
+        if len(keys) == 1:
+            out[keys[0]] = upsample_nearest(maps[keys[0]], output_size)
+            continue
+        stacked = tf.stack([maps[key] for key in keys], axis=-1)
+        rows = _nearest_source_indices(int(stacked.shape[1]), int(output_size[0]))
+        cols = _nearest_source_indices(int(stacked.shape[2]), int(output_size[1]))
+        upsampled = tf.gather(tf.gather(stacked, rows, axis=1), cols, axis=2)
+        out.update(zip(keys, tf.unstack(upsampled, axis=-1)))
+    return {key: out[key] for key in maps}

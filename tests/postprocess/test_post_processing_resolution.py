@@ -178,3 +178,21 @@ def test_merge_on_the_logit_grid_equals_merging_the_upsampled_assignment(output_
     unlimited = _processor(output_size, "model_output")(inputs)
     dropped = expected != unlimited[common.PRED_PANOPTIC_KEY].numpy()
     assert dropped.any() and (expected // 1000 > 0).any()
+
+
+def test_maps_upsampled_together_equal_each_upsampled_alone():
+    from remax_tf.postprocess.slot_predictions import upsample_nearest_maps
+
+    rng = np.random.default_rng(5)
+    maps = {
+        "a": tf.constant(rng.integers(0, 99, (2, 17, 17)), tf.int32),
+        "b": tf.constant(rng.random((2, 17, 17)), tf.float32),
+        "c": tf.constant(rng.integers(0, 99, (2, 17, 17)), tf.int32),
+        "d": tf.constant(rng.random((2, 17, 17)) > 0.5),
+    }
+    together = upsample_nearest_maps(maps, (50, 61))
+    assert list(together) == list(maps)
+    for key, value in maps.items():
+        alone = upsample_nearest(value, (50, 61))
+        assert together[key].dtype == value.dtype
+        np.testing.assert_array_equal(together[key].numpy(), alone.numpy(), key)
