@@ -72,7 +72,6 @@ VARIANTS = (
     "tflite_dynamic",
     "tflite_int8",
     "tflite_int8_float_decoder",
-    "tflite_int8_single",
 )
 _TFLITE_MODES = {
     "tflite_fp32": "none",
