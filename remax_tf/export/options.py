@@ -45,5 +45,8 @@ XNNPACK_FLOAT_OPS = (
 # counts half in every cluster of the k-means update (SPEC section 5: the
 # one-hot of the argmax assignment). Found with TFLite's quantisation
 # debugger (error 127 steps on each kMaX layer's one_hot); it cost the
-# trained v2 demo model 26.8 PQ in full int8 (docs/benchmarks.md).
+# trained v2 demo model 26.8 PQ in full int8 (docs/benchmarks.md). The int8
+# kernel copies the raw on/off values and ignores scale and zero point by
+# design (tensorflow/tensorflow#27422, which added it), while the quantiser
+# gives its output the usual asymmetric parameters.
 INT8_WRONG_OPS = ("ONE_HOT",)
