@@ -20,7 +20,6 @@ image size.
 
 from __future__ import annotations
 
-import functools
 from typing import Dict
 from typing import Optional
 from typing import Sequence
@@ -243,29 +242,26 @@ class PanopticPostProcessor(tf_keras.layers.Layer):
         semantic = argmax_semantic(
             pixel_logits, class_logits, self.thing_stuff_class_ids
         )
-        merge = functools.partial(
-            merge_to_panoptic,
-            thing_stuff_class_ids=self.thing_stuff_class_ids,
+        pixel_weights = None
+        if self.resolution == MODEL_OUTPUT_RESOLUTION:
+            # Merged on the logit grid with the areas counted in output
+            # pixels, then the five maps upsampled: the same maps as
+            # upsampling the assignment and merging at the output size, at
+            # 1/16 of the merge's work.
+            pixel_weights = nearest_pixel_weights(
+                mask_logits.shape[1:3], self.output_size
+            )
+        panoptic = merge_to_panoptic(
+            assignment,
+            self.thing_stuff_class_ids,
             num_thing_classes=self.num_thing_classes,
             ignore_label=self.ignore_label,
             label_divisor=self.label_divisor,
             num_mask_slots=num_slots,
             thing_area_limit=self.thing_area_limit,
             stuff_area_limit=self.stuff_area_limit,
+            pixel_weights=pixel_weights,
         )
-        if self.resolution == MODEL_OUTPUT_RESOLUTION:
-            # Merged on the logit grid, areas counted in output pixels, then
-            # the five maps upsampled: the same maps as upsampling the
-            # assignment and merging at the output size, at 1/16 of the
-            # merge's work.
-            panoptic = merge(
-                assignment,
-                pixel_weights=nearest_pixel_weights(
-                    mask_logits.shape[1:3], self.output_size
-                ),
-            )
-        else:
-            panoptic = merge(assignment)
         maps = {
             common.PRED_PANOPTIC_KEY: panoptic,
             common.PRED_SEMANTIC_KEY: semantic,

@@ -16,6 +16,7 @@ from typing import Mapping
 import tensorflow as tf
 
 from remax_tf import common
+from remax_tf.postprocess.slot_predictions import apply_stacked
 
 # Prediction maps that are resized back (all label- or score-like: nearest).
 MAP_KEYS = (
@@ -110,30 +111,19 @@ def undo_preprocessing(
     is the same; in TFLite one multi-channel resize costs about half of five
     single-channel ones: docs/benchmarks.md, "Latency split").
     """
-    groups: Dict[tuple, list] = {}
-    for key, value in predictions.items():
-        if key in MAP_KEYS:
-            value = tf.convert_to_tensor(value)
-            if value.shape.rank == 3:
-                groups.setdefault((value.dtype, tuple(value.shape)), []).append(key)
-    undone = {}
-    for keys in groups.values():
-        if len(keys) == 1:
-            continue
-        stacked = tf.stack([predictions[key] for key in keys], axis=-1)
-        channels = tf.unstack(
-            undo_resize_and_pad(stacked, resized_size, original_size), axis=-1
-        )
-        undone.update(zip(keys, channels))
+
+    def undo(maps):
+        return undo_resize_and_pad(maps, resized_size, original_size)
+
+    maps = {
+        key: tf.convert_to_tensor(value)
+        for key, value in predictions.items()
+        if key in MAP_KEYS
+    }
+    undone = apply_stacked(
+        {key: value for key, value in maps.items() if value.shape.rank == 3}, undo
+    )
     return {
-        key: (
-            undone[key]
-            if key in undone
-            else (
-                undo_resize_and_pad(value, resized_size, original_size)
-                if key in MAP_KEYS
-                else value
-            )
-        )
+        key: undone[key] if key in undone else undo(maps[key]) if key in maps else value
         for key, value in predictions.items()
     }
