@@ -55,9 +55,10 @@ from remax_tf.export.options import INT8_WRONG_OPS
 from remax_tf.export.options import NONE
 from remax_tf.export.options import QUANTIZE_MODES
 from remax_tf.export.options import XNNPACK_FLOAT_OPS
-from remax_tf.export.saved_model import SERVING_DEFAULT
 from remax_tf.export.saved_model import ServingModule
 from remax_tf.export.tflite_join import join_tflite
+from remax_tf.export.tflite_join import signature_def
+from remax_tf.export.tflite_join import text
 
 # The post-processing file of int8 exports before the joined file (still
 # read by the TFLite predictor, next to a model file that returns logits).
@@ -101,23 +102,11 @@ def _with_signature(
             f"{list(output_names)}."
         )
 
-    def tensor_maps(names, indices):
-        maps = []
-        for name, index in zip(names, indices):
-            entry = schema.TensorMapT()
-            entry.name = name
-            entry.tensorIndex = int(index)
-            maps.append(entry)
-        return maps
-
-    signature = schema.SignatureDefT()
-    signature.signatureKey = SERVING_DEFAULT
-    signature.subgraphIndex = 0
-    signature.inputs = tensor_maps(input_names, _inputs_by_name(subgraph, input_names))
-    signature.outputs = tensor_maps(
-        output_names, _outputs_in_flat_order(subgraph, len(output_names))
-    )
-    model.signatureDefs = [signature]
+    inputs = _inputs_by_name(subgraph, input_names)
+    outputs = _outputs_in_flat_order(subgraph, len(output_names))
+    model.signatureDefs = [
+        signature_def(dict(zip(input_names, inputs)), dict(zip(output_names, outputs)))
+    ]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -129,9 +118,7 @@ def _inputs_by_name(subgraph, input_names: Sequence[str]) -> list:
     back to the position only when the names say nothing."""
     found = {}
     for index in subgraph.inputs:
-        name = subgraph.tensors[index].name
-        name = name.decode() if isinstance(name, bytes) else name
-        name = name.split(":")[0]
+        name = text(subgraph.tensors[index].name).split(":")[0]
         for candidate in (name, name[len("serving_default_") :]):
             if candidate in input_names:
                 found[candidate] = index
@@ -148,8 +135,7 @@ def _outputs_in_flat_order(subgraph, count: int) -> list:
     do not give every k once."""
     order = {}
     for index in subgraph.outputs:
-        name = subgraph.tensors[index].name
-        name = name.decode() if isinstance(name, bytes) else name
+        name = text(subgraph.tensors[index].name)
         suffix = name.rsplit(":", 1)[-1]
         if "PartitionedCall" in name and suffix.isdigit():
             order[int(suffix)] = index
@@ -292,7 +278,7 @@ def _op_output_names(content: bytes) -> list:
         for op in subgraph.operators:
             for index in op.outputs:
                 name = subgraph.tensors[index].name
-                names.append(name.decode() if isinstance(name, bytes) else name)
+                names.append(text(name))
     return names
 
 
@@ -363,10 +349,7 @@ def op_type(model: schema.ModelT, op: schema.OperatorT) -> str:
     code = model.operatorCodes[op.opcodeIndex]
     builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
     if builtin == schema.BuiltinOperator.CUSTOM:
-        custom = code.customCode
-        if isinstance(custom, bytes):
-            custom = custom.decode()
-        return f"CUSTOM:{custom}"
+        return f"CUSTOM:{text(code.customCode)}"
     return _BUILTIN_OP_NAMES.get(builtin, str(builtin))
 
 

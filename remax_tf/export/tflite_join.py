@@ -24,19 +24,20 @@ from tensorflow.lite.tools import flatbuffer_utils
 from remax_tf.export.saved_model import SERVING_DEFAULT
 
 
+def text(value) -> str:
+    """A flatbuffer string field (bytes once parsed) as ``str``."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _signature(model, what: str):
     for signature in model.signatureDefs or []:
-        key = signature.signatureKey
-        if (key.decode() if isinstance(key, bytes) else key) == SERVING_DEFAULT:
+        if text(signature.signatureKey) == SERVING_DEFAULT:
             return signature
     raise ValueError(f"{what} has no '{SERVING_DEFAULT}' signature to join on.")
 
 
 def _names(tensor_maps) -> Dict[str, int]:
-    return {
-        (m.name.decode() if isinstance(m.name, bytes) else m.name): m.tensorIndex
-        for m in tensor_maps
-    }
+    return {text(m.name): m.tensorIndex for m in tensor_maps}
 
 
 def _code_key(code) -> tuple:
@@ -101,17 +102,24 @@ def _move_tables(head, tail) -> None:
     head.subgraphs.extend(tail.subgraphs[1:])
 
 
-def _signature_def(inputs, outputs: Dict[str, int]):
+def signature_def(inputs: Dict[str, int], outputs: Dict[str, int]):
+    """The ``serving_default`` SignatureDef of subgraph 0 naming these tensor
+    indices, in this order."""
+
+    def tensor_maps(names: Dict[str, int]) -> list:
+        maps = []
+        for name, index in names.items():
+            entry = schema.TensorMapT()
+            entry.name = name
+            entry.tensorIndex = int(index)
+            maps.append(entry)
+        return maps
+
     signature = schema.SignatureDefT()
     signature.signatureKey = SERVING_DEFAULT
     signature.subgraphIndex = 0
-    signature.inputs = inputs
-    signature.outputs = []
-    for name, index in outputs.items():
-        entry = schema.TensorMapT()
-        entry.name = name
-        entry.tensorIndex = index
-        signature.outputs.append(entry)
+    signature.inputs = tensor_maps(inputs)
+    signature.outputs = tensor_maps(outputs)
     return signature
 
 
@@ -156,5 +164,5 @@ def join_tflite(first: bytes, second: bytes) -> bytes:
         main.operators.append(op)
     outputs = {**head_outputs, **{k: tensor_index(v) for k, v in tail_outputs.items()}}
     main.outputs = list(outputs.values())
-    head.signatureDefs = [_signature_def(head_signature.inputs, outputs)]
+    head.signatureDefs = [signature_def(_names(head_signature.inputs), outputs)]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(head))
