@@ -1,10 +1,10 @@
 """One TFLite file from two converted ones: a graph, then a graph that eats
 its outputs.
 
-Full int8 cannot be converted in one piece with the mask-wise post-processing
-of every version before this one (TFLite's calibrator crashes on its loop,
-docs/export.md), and converting the whole serving graph with the
-post-processing denylisted still quantises some post-processing tensors. So
+TFLite's calibrator crashed on the mask-wise post-processing loop of earlier
+versions (docs/export.md), and converting the whole serving graph in one
+piece with the post-processing denylisted still quantises some
+post-processing tensors. So
 the int8 export converts the network (int8) and the post-processing (float)
 separately and joins the two flatbuffers: the second graph's operators are
 appended to the first's main subgraph, reading the first's outputs where the
