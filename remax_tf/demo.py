@@ -298,6 +298,17 @@ def report(
             f"{100 * metrics.get('pq_things_class_agnostic', float('nan')):.1f}), "
             f"PQ stuff {100 * metrics['pq_stuff']:.1f}, mIoU {100 * metrics['miou']:.1f}"
         )
+        if metrics.get("thing_label_accuracy") is not None:
+            confusions = ", ".join(
+                f"{c['ground_truth']} as {c['predicted']} ({c['count']})"
+                for c in metrics["thing_label_confusions"][:3]
+            )
+            print(
+                f"[demo] things found (mask IoU > 0.5, any label): "
+                f"{metrics['things_found']} of {metrics['things']}; labelled right: "
+                f"{100 * metrics['thing_label_accuracy']:.1f}%; most confused: "
+                f"{confusions or 'none'}"
+            )
     print(
         f"[demo] checkpoints and TensorBoard summaries: {workdir}  "
         f"(tensorboard --logdir {workdir})"

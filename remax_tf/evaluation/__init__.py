@@ -3,6 +3,8 @@
 * :class:`PanopticEvaluator`: what the trainer feeds batch by batch.
 * :class:`PanopticQuality`, :func:`accumulate_image`: PQ with the rules of the
   COCO panopticapi ``pq_compute``.
+* :class:`ThingLabelConfusion`: of the things found class-agnostically, which
+  label each got (label accuracy, most confused pairs).
 * :class:`MeanIoU`, :class:`MaskAP`.
 * :mod:`remax_tf.evaluation.coco_panoptic`: COCO panoptic PNG/JSON reading and
   writing, and the ``python -m remax_tf.evaluation.coco_panoptic`` scorer.
@@ -17,6 +19,7 @@ from remax_tf.evaluation.panoptic_quality import PanopticQuality
 from remax_tf.evaluation.panoptic_quality import PQStat
 from remax_tf.evaluation.panoptic_quality import accumulate_image
 from remax_tf.evaluation.panoptic_quality import deeplab2_to_segments
+from remax_tf.evaluation.thing_labels import ThingLabelConfusion
 from remax_tf.json_io import write_json_atomic
 
 __all__ = [
@@ -26,6 +29,7 @@ __all__ = [
     "PQStat",
     "PanopticEvaluator",
     "PanopticQuality",
+    "ThingLabelConfusion",
     "accumulate_image",
     "coco_to_deeplab2",
     "deeplab2_to_segments",

@@ -35,6 +35,7 @@ from remax_tf.data.datasets import DatasetDescriptor
 from remax_tf.evaluation.mask_ap import MaskAP
 from remax_tf.evaluation.miou import MeanIoU
 from remax_tf.evaluation.panoptic_quality import PanopticQuality
+from remax_tf.evaluation.thing_labels import ThingLabelConfusion
 from remax_tf.json_io import write_json_atomic
 from remax_tf.postprocess.undo_preprocessing import undo_resize_and_pad
 from remax_tf.protos import evaluator_pb2
@@ -114,6 +115,16 @@ class PanopticEvaluator:
             if things
             else None
         )
+        # Which label each class-agnostically found thing got.
+        self.thing_labels = (
+            ThingLabelConfusion(
+                descriptor.thing_class_ids,
+                descriptor.panoptic_label_divisor,
+                descriptor.ignore_label,
+            )
+            if things
+            else None
+        )
         self.miou = MeanIoU(
             descriptor.num_classes,
             descriptor.ignore_label,
@@ -127,6 +138,8 @@ class PanopticEvaluator:
         self.panoptic_quality.reset()
         if self.class_agnostic is not None:
             self.class_agnostic.reset()
+        if self.thing_labels is not None:
+            self.thing_labels.reset()
         self.miou.reset()
         if self.mask_ap is not None:
             self.mask_ap.reset()
@@ -220,6 +233,8 @@ class PanopticEvaluator:
             self.panoptic_quality.update(gt_pan, pan, crowd, gt_sem, image_name=name)
             if self.class_agnostic is not None:
                 self._update_class_agnostic(gt_pan, pan, crowd, gt_sem, name)
+            if self.thing_labels is not None:
+                self.thing_labels.update(gt_pan, pan, crowd, gt_sem)
 
             sem = (
                 pan // divisor
@@ -277,7 +292,11 @@ class PanopticEvaluator:
         Returns:
           {"pq", "sq", "rq", "pq_things", ..., "rq_stuff",
           "pq_things_class_agnostic" (things merged into one class: masks
-          scored, labels ignored; also sq_, rq_), "miou",
+          scored, labels ignored; also sq_, rq_), "thing_label_accuracy" (of
+          the things those masks found, the fraction labelled right; None when
+          none was found), "things_found", "things", "thing_label_confusions"
+          (the most frequent wrong (ground truth, predicted) class pairs; see
+          :mod:`remax_tf.evaluation.thing_labels`), "miou",
           "num_images", "panoptic_quality": panopticapi-style dict,
           "per_class": {semantic id: {"name", "isthing", "pq", "sq", "rq",
           "tp", "fp", "fn", "iou"}}, and "mask_ap" when enabled}.
@@ -291,6 +310,8 @@ class PanopticEvaluator:
             agnostic = self.class_agnostic.result()["Things"]
             for metric in ("pq", "sq", "rq"):
                 result[metric + CLASS_AGNOSTIC] = agnostic[metric]
+        if self.thing_labels is not None:
+            result.update(self.thing_labels.result(self.descriptor.class_names))
         result["miou"] = self.miou.result()
         result["num_images"] = self.panoptic_quality.num_images
         result["panoptic_quality"] = panoptic

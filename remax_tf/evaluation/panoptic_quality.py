@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Dict
+from typing import Iterator
 from typing import Mapping
 from typing import Optional
 from typing import Sequence
@@ -165,10 +166,7 @@ def accumulate_image(
             f"the ground truth {gt_ids.shape}."
         )
     pred_area = _predicted_areas(pred_ids, pred_segments, categories, image_name)
-    combined = gt_ids.astype(np.uint64) * np.uint64(OFFSET) + pred_ids.astype(np.uint64)
-    intersections: Dict[Tuple[int, int], int] = {
-        (key // OFFSET, key % OFFSET): area for key, area in _counts(combined).items()
-    }
+    intersections = segment_intersections(gt_ids, pred_ids)
     gt_matched, pred_matched = _match_segments(
         stat, intersections, gt_segments, pred_segments, pred_area
     )
@@ -216,19 +214,35 @@ def _predicted_areas(
     return pred_area
 
 
-def _match_segments(stat, intersections, gt_segments, pred_segments, pred_area):
-    """True positives: same category, not crowd, IoU > 0.5 with the
-    prediction's void pixels left out of the union. Returns the matched
-    (ground-truth ids, predicted ids)."""
-    gt_matched = set()
-    pred_matched = set()
+def segment_intersections(
+    gt_ids: np.ndarray, pred_ids: np.ndarray
+) -> Dict[Tuple[int, int], int]:
+    """(ground-truth id, predicted id) -> pixels they share (void included)."""
+    combined = gt_ids.astype(np.uint64) * np.uint64(OFFSET) + pred_ids.astype(np.uint64)
+    return {
+        (key // OFFSET, key % OFFSET): area for key, area in _counts(combined).items()
+    }
+
+
+def iou_matches(
+    intersections: Mapping[Tuple[int, int], int],
+    gt_segments: Mapping[int, Mapping],
+    pred_segments: Mapping[int, Mapping],
+    pred_area: Mapping[int, int],
+    same_category: bool = True,
+) -> Iterator[Tuple[int, int, float]]:
+    """Yields (ground-truth id, predicted id, IoU) of every match: a non-crowd
+    ground-truth segment and a prediction with IoU > 0.5, the prediction's
+    pixels on ground-truth void left out of the union (panopticapi). With
+    ``same_category=False`` the labels are not compared (a match of masks
+    only); IoU > 0.5 still pairs each segment with at most one other."""
     for (gt_id, pred_id), intersection in intersections.items():
         if gt_id not in gt_segments or pred_id not in pred_area:
             continue
         gt = gt_segments[gt_id]
         if gt["iscrowd"] == 1:
             continue
-        if gt["category_id"] != pred_segments[pred_id]["category_id"]:
+        if same_category and gt["category_id"] != pred_segments[pred_id]["category_id"]:
             continue
         union = (
             pred_area[pred_id]
@@ -238,11 +252,22 @@ def _match_segments(stat, intersections, gt_segments, pred_segments, pred_area):
         )
         iou = intersection / union
         if iou > MATCH_IOU:
-            class_stat = stat[gt["category_id"]]
-            class_stat.tp += 1
-            class_stat.iou += iou
-            gt_matched.add(gt_id)
-            pred_matched.add(pred_id)
+            yield gt_id, pred_id, iou
+
+
+def _match_segments(stat, intersections, gt_segments, pred_segments, pred_area):
+    """True positives: same category, not crowd, IoU > 0.5 (:func:`iou_matches`).
+    Returns the matched (ground-truth ids, predicted ids)."""
+    gt_matched = set()
+    pred_matched = set()
+    for gt_id, pred_id, iou in iou_matches(
+        intersections, gt_segments, pred_segments, pred_area
+    ):
+        class_stat = stat[gt_segments[gt_id]["category_id"]]
+        class_stat.tp += 1
+        class_stat.iou += iou
+        gt_matched.add(gt_id)
+        pred_matched.add(pred_id)
     return gt_matched, pred_matched
 
 

@@ -44,6 +44,7 @@ _SUMMARY_METRICS = (
     "pq_things",
     "pq_stuff",
     "pq_things_class_agnostic",
+    "thing_label_accuracy",
     "miou",
 )
 # save_predictions: <output_dir>/predictions/step_<N>/ and step_<N>.json.
@@ -177,7 +178,7 @@ class Evaluator(orbit.StandardEvaluator):
             os.path.join(self._output_dir, "metrics_latest.json"), results
         )
         self._results.value = results
-        shown = [k for k in _SUMMARY_METRICS if k in results]
+        shown = [k for k in _SUMMARY_METRICS if results.get(k) is not None]
         line = " | ".join(f"{k} {100 * results[k]:.2f}" for k in shown)
         print(
             f"[eval] step {step}: {line} ({results['num_images']} images)", flush=True
