@@ -369,6 +369,36 @@ def deeplab2_to_segments(
     return ids, segments
 
 
+def pair_to_segments(
+    gt_panoptic: np.ndarray,
+    pred_panoptic: np.ndarray,
+    label_divisor: int,
+    ignore_label: int,
+    thing_class_ids: Sequence[int],
+    gt_is_crowd: Optional[np.ndarray] = None,
+    gt_semantic: Optional[np.ndarray] = None,
+) -> Tuple[np.ndarray, Dict[int, dict], np.ndarray, Dict[int, dict]]:
+    """:func:`deeplab2_to_segments` of a ground truth (with its crowd) and of
+    a prediction (which has no crowd: every non-void value is a segment).
+    Returns (gt ids, gt segments, predicted ids, predicted segments)."""
+    gt_ids, gt_segments = deeplab2_to_segments(
+        gt_panoptic,
+        label_divisor,
+        ignore_label,
+        thing_class_ids,
+        gt_is_crowd,
+        gt_semantic,
+    )
+    pred_ids, pred_segments = deeplab2_to_segments(
+        pred_panoptic,
+        label_divisor,
+        ignore_label,
+        thing_class_ids,
+        is_crowd=np.zeros(np.shape(pred_panoptic), bool),
+    )
+    return gt_ids, gt_segments, pred_ids, pred_segments
+
+
 class PanopticQuality:
     """Accumulates official-style PQ over DeepLab2-encoded panoptic maps.
 
@@ -423,21 +453,14 @@ class PanopticQuality:
             crowd pixels.
           image_name: For error messages.
         """
-        gt_ids, gt_segments = deeplab2_to_segments(
+        gt_ids, gt_segments, pred_ids, pred_segments = pair_to_segments(
             gt_panoptic,
+            pred_panoptic,
             self.label_divisor,
             self.ignore_label,
             self.thing_class_ids,
             gt_is_crowd,
             gt_semantic,
-        )
-        # Predictions have no crowd: every non-void value is a segment.
-        pred_ids, pred_segments = deeplab2_to_segments(
-            pred_panoptic,
-            self.label_divisor,
-            self.ignore_label,
-            self.thing_class_ids,
-            is_crowd=np.zeros(np.shape(pred_panoptic), bool),
         )
         unknown = sorted(
             {s["category_id"] for s in pred_segments.values()} - set(self.categories)

@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 
 from remax_tf.evaluation.panoptic_quality import VOID
-from remax_tf.evaluation.panoptic_quality import deeplab2_to_segments
 from remax_tf.evaluation.panoptic_quality import iou_matches
+from remax_tf.evaluation.panoptic_quality import pair_to_segments
 from remax_tf.evaluation.panoptic_quality import segment_intersections
 
 # Confused class pairs listed in the result (the rest are only counted).
@@ -63,20 +63,14 @@ class ThingLabelConfusion:
     ) -> None:
         """Adds one image; arguments as :meth:`PanopticQuality.update`."""
         things = set(self.thing_class_ids)
-        gt_ids, gt_segments = deeplab2_to_segments(
+        gt_ids, gt_segments, pred_ids, pred_segments = pair_to_segments(
             gt_panoptic,
+            pred_panoptic,
             self.label_divisor,
             self.ignore_label,
             self.thing_class_ids,
             gt_is_crowd,
             gt_semantic,
-        )
-        pred_ids, pred_segments = deeplab2_to_segments(
-            pred_panoptic,
-            self.label_divisor,
-            self.ignore_label,
-            self.thing_class_ids,
-            is_crowd=np.zeros(np.shape(pred_panoptic), bool),
         )
         gt_things = {
             i: s
