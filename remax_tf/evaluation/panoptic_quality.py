@@ -165,7 +165,7 @@ def accumulate_image(
             f"image {image_name}: prediction shape {pred_ids.shape} differs from "
             f"the ground truth {gt_ids.shape}."
         )
-    pred_area = _predicted_areas(pred_ids, pred_segments, categories, image_name)
+    pred_area = predicted_areas(pred_ids, pred_segments, categories, image_name)
     intersections = segment_intersections(gt_ids, pred_ids)
     gt_matched, pred_matched = _match_segments(
         stat, intersections, gt_segments, pred_segments, pred_area
@@ -181,11 +181,11 @@ def accumulate_image(
     )
 
 
-def _predicted_areas(
+def predicted_areas(
     pred_ids: np.ndarray,
     pred_segments: Mapping[int, Mapping],
     categories: Optional[Mapping[int, bool]],
-    image_name: str,
+    image_name: str = "",
 ) -> Dict[int, int]:
     """Area of every predicted segment; raises as panopticapi does for ids
     missing from either the map or the segment list, or unknown categories."""

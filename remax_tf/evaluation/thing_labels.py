@@ -22,9 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
-from remax_tf.evaluation.panoptic_quality import VOID
 from remax_tf.evaluation.panoptic_quality import iou_matches
 from remax_tf.evaluation.panoptic_quality import pair_to_segments
+from remax_tf.evaluation.panoptic_quality import predicted_areas
 from remax_tf.evaluation.panoptic_quality import segment_intersections
 
 # Confused class pairs listed in the result (the rest are only counted).
@@ -46,6 +46,7 @@ class ThingLabelConfusion:
         self, thing_class_ids: Sequence[int], label_divisor: int, ignore_label: int
     ) -> None:
         self.thing_class_ids = tuple(int(c) for c in thing_class_ids)
+        self._things = frozenset(self.thing_class_ids)
         self.label_divisor = int(label_divisor)
         self.ignore_label = int(ignore_label)
         self.reset()
@@ -62,7 +63,6 @@ class ThingLabelConfusion:
         gt_semantic: Optional[np.ndarray] = None,
     ) -> None:
         """Adds one image; arguments as :meth:`PanopticQuality.update`."""
-        things = set(self.thing_class_ids)
         gt_ids, gt_segments, pred_ids, pred_segments = pair_to_segments(
             gt_panoptic,
             pred_panoptic,
@@ -75,14 +75,15 @@ class ThingLabelConfusion:
         gt_things = {
             i: s
             for i, s in gt_segments.items()
-            if s["category_id"] in things and not s["iscrowd"]
+            if s["category_id"] in self._things and not s["iscrowd"]
         }
         pred_things = {
-            i: s for i, s in pred_segments.items() if s["category_id"] in things
+            i: s for i, s in pred_segments.items() if s["category_id"] in self._things
         }
-        ids, areas = np.unique(pred_ids, return_counts=True)
         pred_area = {
-            int(i): int(a) for i, a in zip(ids, areas) if i != VOID and i in pred_things
+            i: a
+            for i, a in predicted_areas(pred_ids, pred_segments, None).items()
+            if i in pred_things
         }
         intersections = segment_intersections(gt_ids, pred_ids)
         for gt_id, pred_id, _ in iou_matches(
